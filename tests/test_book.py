@@ -1,0 +1,104 @@
+"""Checks of the course website: its structure (fast) and a real build with warnings as errors (slow).
+
+The build runs ``tools/build_book.py`` (what ``make book`` runs) into the repository's ``_build``, so a
+developer's later ``make book`` reuses its execution cache.
+"""
+
+from __future__ import annotations
+
+import ast
+import html
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        for chapter in part["chapters"]:
+            files.append(chapter["file"])
+            files += [s["file"] for s in chapter.get("sections", [])]
+    return files
+
+
+def chapters() -> list[str]:
+    """Pages that execute code: every toc entry whose markdown has a jupytext header."""
+    return [f for f in toc_files() if "format_name: myst" in (ROOT / f"{f}.md").read_text()]
+
+
+def test_every_toc_entry_exists_and_every_page_is_listed():
+    files = toc_files()
+    for f in files:
+        assert (ROOT / f"{f}.md").exists(), f"{f}.md is in _toc.yml but missing"
+    listed = {f"{f}.md" for f in files}
+    for page in (ROOT / "book").glob("*.md"):
+        assert page.relative_to(ROOT).as_posix() in listed, f"{page.name} is not in _toc.yml"
+
+
+def test_chapters_have_the_required_parts():
+    assert chapters(), "no executable chapter found"
+    for f in chapters():
+        text = (ROOT / f"{f}.md").read_text()
+        assert "kernelspec:" in text and "name: python3" in text, f"{f}: kernelspec missing"
+        assert "Learning objectives" in text, f"{f}: no learning objectives"
+        assert re.search(r"^## Summary", text, re.M), f"{f}: no summary section"
+        assert re.search(r"^## Assignment", text, re.M), f"{f}: no link to its assignment"
+        assert "{code-cell}" in text, f"{f}: no executable code"
+
+
+def course_lib_names() -> set[str]:
+    names = set()
+    for path in (ROOT / "course_lib").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names |= {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    return names - {"main"}
+
+
+def test_chapters_import_course_lib_instead_of_redefining_it():
+    library = course_lib_names()
+    for f in chapters():
+        text = (ROOT / f"{f}.md").read_text()
+        cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S)
+        assert any("course_lib" in c for c in cells), f"{f} does not import course_lib"
+        for cell in cells:
+            body = re.sub(r"^---\n.*?\n---\n", "", cell, flags=re.S)  # strip cell options
+            body = "\n".join(line for line in body.splitlines() if not line.startswith(("%", "!")))
+            for node in ast.parse(body).body:
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                    assert node.name not in library, f"{f} redefines course_lib's {node.name}; import it instead"
+
+
+@pytest.fixture(scope="session")
+def built_book():
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "build_book.py")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=3600)
+    assert result.returncode == 0, f"book build failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    return result
+
+
+@pytest.mark.slow
+def test_book_builds_with_warnings_as_errors_and_executes_every_chapter(built_book):
+    assert "build succeeded" in built_book.stdout
+    for f in toc_files():
+        page = HTML / f"{f}.html"
+        assert page.exists(), f"{page} was not built"
+    for f in chapters():
+        page = (HTML / f"{f}.html").read_text()
+        text = html.unescape(re.sub(r"<[^>]+>", "", page))
+        assert "Traceback (most recent call last)" not in text, f"{f}: a cell raised"
+        assert 'class="cell_output' in page, f"{f}: no cell was executed"
+        images = [i for i in re.findall(r"<img [^>]*>", page) if "_images/" in i]  # figures, not theme logos
+        assert images, f"{f}: no figure"
+        for img in images:
+            src = re.search(r'src="([^"]+)"', img).group(1)
+            assert (page_dir := (HTML / f).parent / src).exists(), f"{f}: missing image {page_dir}"
+            assert re.search(r'alt="[^"]{20,}"', img), f"{f}: figure without alt text: {img[:120]}"
