@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -36,7 +37,10 @@ def build(output: Path, strict: bool = True) -> int:
         raise SystemExit("the output folder must be named _build (Jupyter Book appends the name itself)")
     if strict:
         cmd += ["-W", "--keep-going"]
-    result = subprocess.run(cmd, cwd=ROOT)
+    env = dict(os.environ)
+    # A non-inline backend (e.g. MPLBACKEND=Agg on a CI machine) would make the chapters' figures vanish.
+    env.pop("MPLBACKEND", None)
+    result = subprocess.run(cmd, cwd=ROOT, env=env)
     if result.returncode == 0:
         stamp.write_text(current)
     return result.returncode
