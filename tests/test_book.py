@@ -53,6 +53,11 @@ def test_chapters_have_the_required_parts():
         assert re.search(r"^## Summary", text, re.M), f"{f}: no summary section"
         assert re.search(r"^## Assignment", text, re.M), f"{f}: no link to its assignment"
         assert "{code-cell}" in text, f"{f}: no executable code"
+        links = re.findall(r"\{download\}`[^`]*</_build/student/([\w]+)\.ipynb>`", text)
+        assert links, f"{f}: its Assignment section must link the student notebook with {{download}}"
+        for assignment in links:
+            source = ROOT / "assignments" / "source" / assignment / f"{assignment}.ipynb"
+            assert source.exists(), f"{f} links {assignment}, which has no source notebook"
 
 
 def course_lib_names() -> set[str]:
@@ -83,6 +88,21 @@ def built_book():
                             capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, f"book build failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
     return result
+
+
+@pytest.mark.slow
+def test_site_publishes_the_student_version_of_every_assignment(built_book):
+    import nbformat
+
+    sources = sorted(p.name for p in (ROOT / "assignments" / "source").iterdir() if p.is_dir())
+    published = {p.name: p for p in (HTML / "_downloads").glob("*/*.ipynb")}
+    for assignment in sources:
+        assert f"{assignment}.ipynb" in published, f"{assignment} is not downloadable from the site"
+        nb = nbformat.read(published[f"{assignment}.ipynb"], as_version=4)
+        nbformat.validate(nb)
+        text = "\n".join(c.source for c in nb.cells)
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, f"{assignment}: answers leaked"
+        assert "raise NotImplementedError()" in text
 
 
 @pytest.mark.slow

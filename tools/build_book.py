@@ -1,8 +1,13 @@
 """Build the course website into _build/html, executing every chapter, with warnings as errors.
 
-Run by ``make book`` and by the book test. Jupyter Book caches each chapter's execution keyed on the
-chapter's own text, so a change in course_lib alone would leave stale outputs and figures; this script
-drops the execution cache whenever course_lib's source changes.
+Run by ``make book`` and by the book test. Two steps:
+
+1. The student (release) version of every assignment is generated with nbgrader from
+   ``assignments/source`` into ``_build/student/<id>.ipynb``; each chapter links it with the ``{download}``
+   role, so the site publishes the notebooks students work on (solutions and hidden tests removed).
+2. Jupyter Book builds the site with ``-W``. It caches each chapter's execution keyed on the chapter's own
+   text, so a change in course_lib alone would leave stale outputs and figures; this script drops the
+   execution cache whenever course_lib's source changes.
 """
 
 from __future__ import annotations
@@ -13,34 +18,68 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "_build"
+STUDENT = BUILD / "student"
+BIN = Path(sys.executable).parent
 
 
-def course_lib_hash() -> str:
+def tree_hash(*folders: Path, pattern: str = "*") -> str:
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "course_lib").rglob("*.py")):
-        digest.update(path.relative_to(ROOT).as_posix().encode())
-        digest.update(path.read_bytes())
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob(pattern) if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(path.relative_to(ROOT).as_posix().encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-def build(output: Path, strict: bool = True) -> int:
-    output.mkdir(parents=True, exist_ok=True)
-    stamp = output / ".course_lib.sha256"
-    current = course_lib_hash()
-    if not stamp.exists() or stamp.read_text() != current:
-        shutil.rmtree(output / ".jupyter_cache", ignore_errors=True)
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--path-output", str(output.parent)]
-    if output.name != "_build":
-        raise SystemExit("the output folder must be named _build (Jupyter Book appends the name itself)")
-    if strict:
-        cmd += ["-W", "--keep-going"]
+def tool_env() -> dict[str, str]:
     env = dict(os.environ)
+    env["PATH"] = str(BIN) + os.pathsep + env.get("PATH", "")  # nbgrader shells out to alembic
     # A non-inline backend (e.g. MPLBACKEND=Agg on a CI machine) would make the chapters' figures vanish.
     env.pop("MPLBACKEND", None)
-    result = subprocess.run(cmd, cwd=ROOT, env=env)
+    for var in ("NBGRADER_DB_URL", "NBGRADER_EXCHANGE"):
+        env.pop(var, None)
+    return env
+
+
+def generate_student_notebooks() -> None:
+    """nbgrader generate_assignment for every assignment, into _build/student (skipped when unchanged)."""
+    source = ROOT / "assignments" / "source"
+    stamp = STUDENT / ".source.sha256"
+    current = tree_hash(source, ROOT / "assignments" / "nbgrader_config.py")
+    if stamp.exists() and stamp.read_text() == current:
+        return
+    shutil.rmtree(STUDENT, ignore_errors=True)
+    STUDENT.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        course = Path(tmp)
+        shutil.copy(ROOT / "assignments" / "nbgrader_config.py", course)
+        shutil.copytree(source, course / "source")
+        for folder in sorted(p for p in (course / "source").iterdir() if p.is_dir()):
+            subprocess.run(
+                [str(BIN / "nbgrader"), "generate_assignment", folder.name, "--force", "--log-level=WARN"],
+                cwd=course, env=tool_env(), check=True,
+            )
+            for nb in (course / "release" / folder.name).glob("*.ipynb"):
+                shutil.copy(nb, STUDENT / nb.name)
+    stamp.write_text(current)
+
+
+def build(strict: bool = True) -> int:
+    BUILD.mkdir(exist_ok=True)
+    generate_student_notebooks()
+    stamp = BUILD / ".course_lib.sha256"
+    current = tree_hash(ROOT / "course_lib", pattern="*.py")
+    if not stamp.exists() or stamp.read_text() != current:
+        shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
+    cmd = [str(BIN / "jupyter-book"), "build", str(ROOT), "--path-output", str(ROOT)]
+    if strict:
+        cmd += ["-W", "--keep-going"]
+    result = subprocess.run(cmd, cwd=ROOT, env=tool_env())
     if result.returncode == 0:
         stamp.write_text(current)
     return result.returncode
@@ -48,10 +87,9 @@ def build(output: Path, strict: bool = True) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=ROOT / "_build", help="build folder (named _build)")
     parser.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
     args = parser.parse_args(argv)
-    return build(args.output.resolve(), strict=not args.no_strict)
+    return build(strict=not args.no_strict)
 
 
 if __name__ == "__main__":
