@@ -9,8 +9,6 @@ from __future__ import annotations
 import ast
 import html
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -80,14 +78,6 @@ def test_chapters_import_course_lib_instead_of_redefining_it():
             for node in ast.parse(body).body:
                 if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                     assert node.name not in library, f"{f} redefines course_lib's {node.name}; import it instead"
-
-
-@pytest.fixture(scope="session")
-def built_book():
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "build_book.py")], cwd=ROOT,
-                            capture_output=True, text=True, timeout=3600)
-    assert result.returncode == 0, f"book build failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
-    return result
 
 
 @pytest.mark.slow
