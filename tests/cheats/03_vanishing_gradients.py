@@ -17,7 +17,8 @@ CHEATS = {
     ),
     "fitted_rate": (
         "import types, course_lib.gradients as _gr\n"
-        "fitted_rate = types.FunctionType(_gr.fitted_rate.__code__, dict(_gr.__dict__))\n"
+        "_ref = _gr.fitted_rate\n"
+        "fitted_rate = types.FunctionType(_ref.__code__, dict(_gr.__dict__), None, _ref.__defaults__)\n"
     ),
 }
 
