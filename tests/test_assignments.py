@@ -4,7 +4,9 @@ For each ``assignments/source/<id>/<id>.ipynb`` the test copies the course direc
 runs ``nbgrader generate_assignment``, submits several notebooks as different students and runs
 ``nbgrader autograde``, then reads the gradebook:
 
-* ``solution``   the source notebook itself: full marks, no error in any cell, nothing on stderr;
+* ``solution``   the source notebook itself: full marks on every autograded cell, no error in any cell,
+  nothing on stderr; manually graded answer cells (nbgrader cells that are both ``solution`` and ``grade``,
+  e.g. a written answer) get no autograde score and must be left to a human grader;
 * ``unanswered`` the release version: zero, and every failing cell fails with ``NotImplementedError``;
 * ``tampered``   the release with every test cell replaced by ``pass``: still zero (nbgrader restores them);
 * ``cheat``      the solution with answers that call course_lib (``tests/cheats/<id>.py``): zero on those
@@ -48,6 +50,11 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
 
 def graded_cells(nb) -> list:
     return [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+
+
+def manually_graded(nb) -> set[str]:
+    """grade_ids of the answers a human grades (nbgrader "manually graded answer": solution and grade)."""
+    return {c.metadata.nbgrader.grade_id for c in graded_cells(nb) if c.metadata.nbgrader.get("solution")}
 
 
 def load_cheats(assignment: str):
@@ -105,7 +112,12 @@ def graded(request, tmp_path_factory):
             sub = gb.find_submission(assignment, student)
             per_question = {g.name: (g.score, g.max_score) for nb_ in sub.notebooks for g in nb_.grades}
             scores[student] = (sub.score, per_question)
-    yield {"assignment": assignment, "course": course, "max_score": max_score, "scores": scores, "cheats": cheats}
+            if student == "solution":
+                pending = {g.name: (g.auto_score, g.needs_manual_grade) for nb_ in sub.notebooks for g in nb_.grades}
+    manual = manually_graded(source_nb)
+    yield {"assignment": assignment, "course": course, "max_score": max_score, "scores": scores, "cheats": cheats,
+           "manual": manual, "pending": pending,
+           "autograded_max": max_score - sum(scores["solution"][1][name][1] for name in manual)}
 
 
 def autograded_nb(graded, student):
@@ -116,8 +128,14 @@ def autograded_nb(graded, student):
 @pytest.mark.slow
 def test_source_scores_full_marks(graded):
     score, per_question = graded["scores"]["solution"]
-    assert graded["max_score"] > 0
-    assert score == graded["max_score"], per_question
+    assert graded["autograded_max"] > 0
+    assert score == graded["autograded_max"], per_question
+    assert graded["manual"] <= set(graded["pending"]), "a manually graded cell is missing from the gradebook"
+    for name, (auto_score, needs_manual_grade) in graded["pending"].items():
+        if name in graded["manual"]:  # left to a human grader, with nothing scored automatically
+            assert auto_score is None and needs_manual_grade, (name, auto_score, needs_manual_grade)
+        else:
+            assert per_question[name][0] == per_question[name][1], (name, per_question[name])
     for cell in autograded_nb(graded, "solution").cells:
         for out in cell.get("outputs", []):
             assert out["output_type"] != "error", f"{cell.source[:80]!r} raised {out.get('ename')}"
@@ -135,6 +153,8 @@ def test_release_scores_zero_and_fails_only_with_not_implemented(graded):
     assert errors, "the release version raised nothing"
     assert set(errors) == {"NotImplementedError"}, errors
     for cell in graded_cells(nb):
+        if cell.metadata.nbgrader.grade_id in graded["manual"]:
+            continue  # a manually graded answer is not run by the autograder
         cell_errors = [o for o in cell.get("outputs", []) if o["output_type"] == "error"]
         assert cell_errors, f"graded cell {cell.metadata.nbgrader.grade_id} passed on an unanswered notebook"
 
@@ -172,7 +192,8 @@ def test_every_assignment_source_is_well_formed():
         tests = graded_cells(nb)
         assert solutions and tests, f"{assignment}: needs solution cells and graded test cells"
         for cell in tests:
-            if cell.cell_type == "code":
+            assert cell.metadata.nbgrader.get("points", 0) > 0, f"{assignment}: graded cell without points"
+            if cell.cell_type == "code" and not cell.metadata.nbgrader.get("solution"):
                 grade_id = cell.metadata.nbgrader.grade_id
                 assert "### BEGIN HIDDEN TESTS" in cell.source, f"{assignment}: {grade_id} has no hidden tests"
                 assert cell.metadata.nbgrader.get("points", 0) > 0
