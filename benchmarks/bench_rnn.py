@@ -6,7 +6,7 @@ is ``rnn_forward`` + ``rnn_backward``; the torch side is ``nn.RNN(...)(x, h0)`` 
 gradients for the input, the initial state and the weights.
 
     python benchmarks/bench_rnn.py                      # N=64, T=100, D=H=128, float32 and float64
-    python benchmarks/bench_rnn.py --threads 1          # pin both libraries to one thread
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_rnn.py --threads 1   # one thread each (a busy machine)
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads; numpy's BLAS threads: "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads); numpy's BLAS reads "
+          + ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")))
     print(f"forward + backward, N={args.N}, T={args.T}, D={args.D}, H={args.H}, median of {args.repeats} "
           "interleaved repeats")
     print(f"{'dtype':8s} {'numpy (ms)':>11s} {'torch (ms)':>11s} {'numpy/torch':>12s}")
