@@ -8,6 +8,8 @@ module              what it holds
 ==================  ====================================================================
 ``gradcheck``       centered numerical gradients and the relative error used by every check
 ``feedforward``     affine layer, activations, losses and a small MLP trained with SGD (numpy)
+``rnn``             the tanh RNN: step and sequence forward/backward (BPTT), temporal softmax loss, sampling, clipping
+``charlm``          a character-level language model (numpy and torch) on IMDb review text, truncated BPTT, Adam
 ``gradients``       gradients through time: per-step norms, clipping, initialisers, long-range tasks
 ``plotting``        figure helpers shared by the chapters (matplotlib)
 ``testing``         helpers for graded assignments (e.g. proving a reference was not called)

@@ -13,11 +13,19 @@ which is ``torch.nn.RNN(D, H, nonlinearity="tanh", batch_first=True)`` with ``we
 The sequence functions are vectorised over the batch; the only Python loop is over time. The input
 projection ``x W_x`` of all steps is one matrix product before the loop, and the weight gradients are one
 product each after the backward loop, so each step costs one ``(N, H) x (H, H)`` product each way.
+
+Around the recurrence: the output layer over time is :func:`course_lib.feedforward.affine_forward` (it accepts
+``(N, T, H)`` inputs), :func:`temporal_softmax_loss` scores a prediction at every step with a mask for padding,
+:func:`sample_from_scores` picks the next symbol (greedy or with a temperature) when a model generates, and
+:func:`clip_grad_norm` keeps one bad batch from blowing up training. Truncated backpropagation through time
+needs nothing more: pass the last state ``h[:, -1]`` of one chunk as ``h0`` of the next, and drop ``dh0``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from course_lib.feedforward import log_softmax, softmax
 
 Cache = tuple
 
@@ -92,12 +100,16 @@ def rnn_forward(
         raise ValueError(f"shapes do not fit: x {x.shape}, h0 {h0.shape}, Wx {Wx.shape}, Wh {Wh.shape}")
     H = Wh.shape[0]
     dtype = np.result_type(x, h0, Wx, Wh, b)
-    xw = (x.reshape(N * T, D) @ Wx).reshape(N, T, H) + b  # (N, T, H): all input projections at once
-    h = np.empty((N, T, H), dtype=dtype)
+    # All input projections x_t Wx + b in one product, written straight into the output buffer; the loop then
+    # adds h_{t-1} Wh and applies tanh in place, so each step allocates only its (N, H) matrix product.
+    h = (x.reshape(N * T, D) @ Wx).reshape(N, T, H).astype(dtype, copy=False)  # (N, T, H)
+    h += b
     h_prev = h0
     for t in range(T):
-        h_prev = np.tanh(xw[:, t] + h_prev @ Wh)
-        h[:, t] = h_prev
+        h_t = h[:, t]  # a view: updated in place
+        h_t += h_prev @ Wh
+        np.tanh(h_t, out=h_t)
+        h_prev = h_t
     return h, (x, h0, Wx, Wh, h)
 
 
@@ -125,13 +137,12 @@ def rnn_backward(
     x, h0, Wx, Wh, h = cache
     N, T, D = x.shape
     H = h0.shape[1]
-    da = np.empty_like(h)  # (N, T, H)
+    da = 1.0 - h * h  # (N, T, H): tanh'(a_t) for every step at once; becomes da_t in the loop
     dnext = np.zeros_like(h0)  # gradient flowing into h_t through the recurrence
     WhT = Wh.T
     for t in range(T - 1, -1, -1):
-        ht = h[:, t]
-        da_t = (dh[:, t] + dnext) * (1.0 - ht * ht)
-        da[:, t] = da_t
+        da_t = da[:, t]  # a view: updated in place
+        da_t *= dh[:, t] + dnext
         dnext = da_t @ WhT
     h_prev = np.concatenate([h0[:, None], h[:, :-1]], axis=1)  # (N, T, H): h_{t-1} for every t
     da2 = da.reshape(N * T, H)
@@ -140,6 +151,113 @@ def rnn_backward(
     dWh = h_prev.reshape(N * T, H).T @ da2
     db = da2.sum(axis=0)
     return dx, dnext, dWx, dWh, db
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Around the recurrence: a loss at every step, sampling, gradient clipping
+# ----------------------------------------------------------------------------------------------------------
+def temporal_softmax_loss(
+    x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    r"""Softmax cross-entropy at every time step, averaged over the steps that ``mask`` keeps.
+
+    With :math:`p_{nt} = \mathrm{softmax}(x_{nt})`, mask :math:`m_{nt} \in \{0, 1\}` and
+    :math:`M = \sum_{n,t} m_{nt}` kept steps:
+
+    .. math::
+
+        L = -\frac{1}{M} \sum_{n,t} m_{nt} \log p_{nt, y_{nt}}, \qquad
+        \frac{\partial L}{\partial x_{ntv}} = \frac{m_{nt}}{M} \big(p_{ntv} - [v = y_{nt}]\big)
+
+    This is ``torch.nn.functional.cross_entropy`` on the flattened scores with the masked targets set to its
+    ``ignore_index``: a mean per predicted symbol (nats per character for a character model), so the loss
+    does not depend on how much padding a batch carries. (CS231n's version divides by N instead.)
+
+    Args:
+        x: scores (logits), ``(N, T, V)`` for a vocabulary of V symbols.
+        y: integer targets in ``[0, V)``, ``(N, T)``; entries where ``mask`` is False are ignored (padding may
+            hold any value, e.g. -1).
+        mask: boolean ``(N, T)``, True where a step counts; ``None`` counts every step.
+
+    Returns:
+        loss: float (0 if no step counts); dx: ``(N, T, V)``.
+    """
+    N, T, V = x.shape
+    y = np.asarray(y)
+    if y.shape != (N, T) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y must be ({N}, {T}) integer targets, got shape {y.shape} and dtype {y.dtype}")
+    mask = np.ones((N, T), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if mask.shape != (N, T):
+        raise ValueError(f"mask must have shape ({N}, {T}), got {mask.shape}")
+    if mask.any() and (y[mask].min() < 0 or y[mask].max() >= V):
+        raise ValueError(f"targets must lie in [0, {V}) where the mask is True")
+    count = max(int(mask.sum()), 1)
+    y_safe = np.where(mask, y, 0).reshape(N * T)  # (N*T,): any valid index where masked
+    logp = log_softmax(x).reshape(N * T, V)  # (N*T, V)
+    rows = np.arange(N * T)
+    m = mask.reshape(N * T)
+    loss = -logp[rows, y_safe][m].sum() / count
+    dx = np.exp(logp)
+    dx[rows, y_safe] -= 1.0
+    dx *= (m / count)[:, None].astype(dx.dtype, copy=False)
+    return float(loss), dx.reshape(N, T, V)
+
+
+def sample_from_scores(
+    scores: np.ndarray, temperature: float = 1.0, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    r"""Draw one symbol per row from the softmax of ``scores / temperature``.
+
+    .. math::
+
+        P(v) = \frac{e^{s_v / \tau}}{\sum_k e^{s_k / \tau}}
+
+    A temperature :math:`\tau < 1` sharpens the distribution towards the most likely symbol, :math:`\tau > 1`
+    flattens it towards uniform, and :math:`\tau = 0` is greedy decoding (the argmax, no randomness).
+
+    Args:
+        scores: ``(N, V)`` unnormalised scores (or ``(V,)`` for a single row).
+        temperature: :math:`\tau \ge 0`.
+        rng: a ``numpy.random.Generator``; the same seed gives the same draws. Not needed when ``temperature`` is 0.
+
+    Returns:
+        integer indices in ``[0, V)``, ``(N,)`` (a scalar array for ``(V,)`` scores).
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return np.argmax(scores, axis=-1)
+    if rng is None:
+        raise ValueError("sampling with a temperature > 0 needs a numpy Generator (rng) for reproducibility")
+    p = softmax(np.asarray(scores, dtype=np.float64) / temperature)
+    u = rng.random(p.shape[:-1] + (1,))  # one uniform number per row
+    # inverse-CDF sampling, vectorised over rows; the clip guards against a last cumsum a hair below 1
+    return np.minimum((np.cumsum(p, axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
+
+
+def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
+    r"""Rescale all gradients in place so that their global norm is at most ``max_norm``.
+
+    .. math::
+
+        \|g\| = \Big(\sum_{\text{arrays } a} \sum_i a_i^2\Big)^{1/2}, \qquad
+        g \leftarrow g \cdot \min\Big(1, \frac{\text{max\_norm}}{\|g\| + 10^{-6}}\Big)
+
+    as ``torch.nn.utils.clip_grad_norm_``. The direction of the update is kept; only its length is capped.
+
+    Args:
+        grads: name -> gradient array (modified in place).
+        max_norm: the largest global norm allowed.
+
+    Returns:
+        the global norm before clipping.
+    """
+    total = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())))
+    scale = max_norm / (total + 1e-6)
+    if scale < 1.0:
+        for g in grads.values():
+            g *= scale
+    return total
 
 
 # ----------------------------------------------------------------------------------------------------------

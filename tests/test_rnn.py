@@ -82,3 +82,128 @@ def test_torch_round_trip(rng):
 def test_forward_rejects_mismatched_shapes(rng):
     with pytest.raises(ValueError, match="shapes"):
         rnn.rnn_forward(np.zeros((2, 3, 4)), np.zeros((2, 5)), np.zeros((3, 5)), np.zeros((5, 5)), np.zeros(5))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# temporal softmax loss, sampling, clipping
+# ----------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("N", "T", "V"), [(1, 1, 2), (3, 5, 7), (4, 2, 10)])
+def test_temporal_softmax_loss_matches_torch_cross_entropy_with_mask(rng, N, T, V):
+    x = rng.standard_normal((N, T, V)) * 2
+    y = rng.integers(0, V, (N, T))
+    mask = rng.random((N, T)) < 0.7
+    mask[0, 0] = True  # at least one step counts
+    y_padded = np.where(mask, y, -1)  # padding holds an invalid label, which must be ignored
+    loss, dx = rnn.temporal_softmax_loss(x, y_padded, mask)
+    tx = t(x, True)
+    target = torch.tensor(np.where(mask, y, -100))
+    ref = torch.nn.functional.cross_entropy(tx.reshape(-1, V), target.reshape(-1), ignore_index=-100)
+    ref.backward()
+    assert_close(loss, ref.item())
+    assert_close(dx, tx.grad)
+    assert np.all(dx[~mask] == 0)
+
+
+def test_temporal_softmax_loss_gradient_matches_numerical(rng):
+    N, T, V = 3, 4, 5
+    x, y = rng.standard_normal((N, T, V)), rng.integers(0, V, (N, T))
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=bool)  # three lengths, padded
+    _, dx = rnn.temporal_softmax_loss(x, y, mask)
+    num = numerical_gradient(lambda: rnn.temporal_softmax_loss(x, y, mask)[0], x)
+    assert rel_error(dx, num) < 1e-7
+
+
+def test_temporal_softmax_loss_without_mask_is_the_plain_mean_and_rejects_bad_input(rng):
+    x, y = rng.standard_normal((2, 3, 4)), rng.integers(0, 4, (2, 3))
+    loss, _ = rnn.temporal_softmax_loss(x, y)
+    ref = torch.nn.functional.cross_entropy(t(x).reshape(-1, 4), torch.tensor(y).reshape(-1))
+    assert_close(loss, ref.item())
+    assert rnn.temporal_softmax_loss(x, y, np.zeros((2, 3), bool))[0] == 0.0
+    with pytest.raises(ValueError, match="targets"):
+        rnn.temporal_softmax_loss(x, np.full((2, 3), 4), None)
+    with pytest.raises(ValueError, match="mask"):
+        rnn.temporal_softmax_loss(x, y, np.ones((3, 2), bool))
+
+
+def test_sampling_is_deterministic_given_the_seed_and_greedy_at_zero_temperature(rng):
+    scores = rng.standard_normal((5, 8))
+    a = rnn.sample_from_scores(scores, 1.0, np.random.default_rng(7))
+    b = rnn.sample_from_scores(scores, 1.0, np.random.default_rng(7))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(rnn.sample_from_scores(scores, 0.0), scores.argmax(axis=1))
+    assert rnn.sample_from_scores(scores[0], 0.0) == scores[0].argmax()
+    with pytest.raises(ValueError, match="temperature"):
+        rnn.sample_from_scores(scores, -1.0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="rng"):
+        rnn.sample_from_scores(scores, 1.0)
+
+
+def test_sampling_frequencies_follow_the_tempered_softmax():
+    scores = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    many = np.tile(scores, (40_000, 1))  # 40,000 independent draws, one per row
+    for temperature in [0.5, 1.0, 2.0]:
+        draws = rnn.sample_from_scores(many, temperature, np.random.default_rng(0))
+        freq = np.bincount(draws, minlength=4) / len(draws)
+        p = np.exp(scores / temperature)
+        p /= p.sum()
+        # 40,000 draws: the standard error of each frequency is below 0.0025; 0.01 is 4 of them
+        np.testing.assert_allclose(freq, p, atol=0.01)
+    # low temperatures concentrate on the argmax, high ones flatten towards uniform
+    cold = rnn.sample_from_scores(many, 0.05, np.random.default_rng(1))
+    hot = rnn.sample_from_scores(many, 100.0, np.random.default_rng(1))
+    assert np.mean(cold == 0) > 0.99
+    np.testing.assert_allclose(np.bincount(hot, minlength=4) / len(hot), 0.25, atol=0.01)
+
+
+@pytest.mark.parametrize("max_norm", [0.1, 1.0, 1e6])
+def test_clip_grad_norm_matches_torch(rng, max_norm):
+    grads = {"a": rng.standard_normal((3, 4)), "b": rng.standard_normal(5)}
+    tensors = [t(g, True) for g in grads.values()]
+    for tensor, g in zip(tensors, grads.values(), strict=True):
+        tensor.grad = t(g)
+    total = rnn.clip_grad_norm(grads, max_norm)
+    ref_total = torch.nn.utils.clip_grad_norm_(tensors, max_norm)
+    assert_close(total, ref_total.item())
+    for tensor, g in zip(tensors, grads.values(), strict=True):
+        assert_close(g, tensor.grad)
+    if max_norm < total:
+        assert np.sqrt(sum(np.sum(g**2) for g in grads.values())) == pytest.approx(max_norm, rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sequence_functions_keep_the_dtype(rng, dtype):
+    N, T, D, H = 2, 3, 4, 5
+    x, h0 = rng.standard_normal((N, T, D)).astype(dtype), rng.standard_normal((N, H)).astype(dtype)
+    Wx, Wh, b = (a.astype(dtype) for a in random_params(rng, D, H))
+    h, cache = rnn.rnn_forward(x, h0, Wx, Wh, b)
+    assert h.dtype == dtype
+    assert all(g.dtype == dtype for g in rnn.rnn_backward(np.ones_like(h), cache))
+
+
+def test_backward_does_not_modify_its_inputs(rng):
+    N, T, D, H = 2, 4, 3, 5
+    x, h0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H))
+    Wx, Wh, b = random_params(rng, D, H)
+    h, cache = rnn.rnn_forward(x, h0, Wx, Wh, b)
+    dh = rng.standard_normal(h.shape)
+    copies = [a.copy() for a in (x, h0, Wx, Wh, b, h, dh)]
+    first = rnn.rnn_backward(dh, cache)
+    second = rnn.rnn_backward(dh, cache)  # the cache must survive a first backward pass unchanged
+    for a, c in zip((x, h0, Wx, Wh, b, h, dh), copies, strict=True):
+        np.testing.assert_array_equal(a, c)
+    for g1, g2 in zip(first, second, strict=True):
+        np.testing.assert_array_equal(g1, g2)
+
+
+def test_carrying_the_state_over_chunks_equals_one_long_forward_pass(rng):
+    """Truncated BPTT's forward half: chunk after chunk with the last state carried is the full sequence."""
+    N, T, D, H = 2, 12, 3, 4
+    x, h0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H))
+    Wx, Wh, b = random_params(rng, D, H)
+    full, _ = rnn.rnn_forward(x, h0, Wx, Wh, b)
+    h, chunks = h0, []
+    for start in range(0, T, 5):  # chunks of 5, 5 and 2 steps
+        out, _ = rnn.rnn_forward(x[:, start : start + 5], h, Wx, Wh, b)
+        chunks.append(out)
+        h = out[:, -1]
+    assert_close(np.concatenate(chunks, axis=1), full)
