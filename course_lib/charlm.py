@@ -39,8 +39,8 @@ import torch
 from tqdm.auto import tqdm
 
 from course_lib.feedforward import affine_backward, affine_forward
+from course_lib.gradients import clip_by_global_norm
 from course_lib.rnn import (
-    clip_grad_norm,
     rnn_backward,
     rnn_forward,
     rnn_step_forward,
@@ -379,7 +379,7 @@ def train_charlm(
             h = None
         loss, grads, h = model.loss(x, y, h0=h)  # h: the last state, carried to the next chunk
         del grads["h0"]  # truncation: no gradient flows into the previous chunk
-        norm = clip_grad_norm(grads, clip if clip is not None else np.inf)
+        grads, norm = clip_by_global_norm(grads, clip if clip is not None else np.inf)
         adam_step(model.params, grads, state, lr)
         history.loss.append(loss)
         history.grad_norm.append(norm)

@@ -17,8 +17,8 @@ product each after the backward loop, so each step costs one ``(N, H) x (H, H)``
 Around the recurrence: the output layer over time is :func:`course_lib.feedforward.affine_forward` (it accepts
 ``(N, T, H)`` inputs), :func:`temporal_softmax_loss` scores a prediction at every step with a mask for padding,
 :func:`sample_from_scores` picks the next symbol (greedy or with a temperature) when a model generates, and
-:func:`clip_grad_norm` keeps one bad batch from blowing up training. Truncated backpropagation through time
-needs nothing more: pass the last state ``h[:, -1]`` of one chunk as ``h0`` of the next, and drop ``dh0``.
+:func:`course_lib.gradients.clip_by_global_norm` keeps one bad batch from blowing up training. Truncated
+backpropagation through time needs nothing more: pass the last state ``h[:, -1]`` of one chunk as ``h0`` of the next, and drop ``dh0``.
 """
 
 from __future__ import annotations
@@ -233,31 +233,6 @@ def sample_from_scores(
     u = rng.random(p.shape[:-1] + (1,))  # one uniform number per row
     # inverse-CDF sampling, vectorised over rows; the clip guards against a last cumsum a hair below 1
     return np.minimum((np.cumsum(p, axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
-
-
-def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
-    r"""Rescale all gradients in place so that their global norm is at most ``max_norm``.
-
-    .. math::
-
-        \|g\| = \Big(\sum_{\text{arrays } a} \sum_i a_i^2\Big)^{1/2}, \qquad
-        g \leftarrow g \cdot \min\Big(1, \frac{\text{max\_norm}}{\|g\| + 10^{-6}}\Big)
-
-    as ``torch.nn.utils.clip_grad_norm_``. The direction of the update is kept; only its length is capped.
-
-    Args:
-        grads: name -> gradient array (modified in place).
-        max_norm: the largest global norm allowed.
-
-    Returns:
-        the global norm before clipping.
-    """
-    total = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())))
-    scale = max_norm / (total + 1e-6)
-    if scale < 1.0:
-        for g in grads.values():
-            g *= scale
-    return total
 
 
 # ----------------------------------------------------------------------------------------------------------
