@@ -18,7 +18,8 @@ Around the recurrence: the output layer over time is :func:`course_lib.feedforwa
 ``(N, T, H)`` inputs), :func:`temporal_softmax_loss` scores a prediction at every step with a mask for padding,
 :func:`sample_from_scores` picks the next symbol (greedy or with a temperature) when a model generates, and
 :func:`course_lib.gradients.clip_by_global_norm` keeps one bad batch from blowing up training. Truncated
-backpropagation through time needs nothing more: pass the last state ``h[:, -1]`` of one chunk as ``h0`` of the next, and drop ``dh0``.
+backpropagation through time needs nothing more: pass the last state ``h[:, -1]`` of one chunk as ``h0`` of
+the next, and drop ``dh0``.
 """
 
 from __future__ import annotations
