@@ -8,6 +8,8 @@ module              what it holds
 ==================  ====================================================================
 ``gradcheck``       centered numerical gradients and the relative error used by every check
 ``feedforward``     affine layer, activations, losses and a small MLP trained with SGD (numpy)
+``lstm``            LSTM step and sequence forward/backward (numpy), gate activations, torch.nn.LSTM conversion
+``gru``             GRU (PyTorch's formulation) step and sequence forward/backward, torch.nn.GRU conversion
 ``plotting``        figure helpers shared by the chapters (matplotlib)
 ``testing``         helpers for graded assignments (e.g. proving a reference was not called)
 ==================  ====================================================================
