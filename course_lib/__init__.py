@@ -11,6 +11,8 @@ module              what it holds
 ``rnn``             the tanh RNN: step and sequence forward/backward (BPTT), temporal softmax loss, sampling, clipping
 ``charlm``          a character-level language model (numpy and torch) on IMDb review text, truncated BPTT, Adam
 ``gradients``       gradients through time: per-step norms, clipping, initialisers, long-range tasks
+``lstm``            LSTM step and sequence forward/backward (numpy), gate activations, torch.nn.LSTM conversion
+``gru``             GRU (PyTorch's formulation) step and sequence forward/backward, torch.nn.GRU conversion
 ``plotting``        figure helpers shared by the chapters (matplotlib)
 ``testing``         helpers for graded assignments (e.g. proving a reference was not called)
 ==================  ====================================================================
