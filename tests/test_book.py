@@ -58,6 +58,16 @@ def test_chapters_have_the_required_parts():
             assert source.exists(), f"{f} links {assignment}, which has no source notebook"
 
 
+def test_bibliography_parses_and_every_citation_has_an_entry():
+    from pybtex.database import parse_file
+
+    entries = parse_file(ROOT / "book" / "references.bib").entries  # raises on a malformed entry
+    for f in toc_files():
+        for group in re.findall(r"\{cite[pt]?\}`([^`]+)`", (ROOT / f"{f}.md").read_text()):
+            for key in group.split(","):
+                assert key.strip() in entries, f"{f} cites {key.strip()}, which is not in references.bib"
+
+
 def course_lib_names() -> set[str]:
     names = set()
     for path in (ROOT / "course_lib").glob("*.py"):
