@@ -8,6 +8,7 @@ module              what it holds
 ==================  ====================================================================
 ``gradcheck``       centered numerical gradients and the relative error used by every check
 ``feedforward``     affine layer, activations, losses and a small MLP trained with SGD (numpy)
+``imdb``            IMDb data and CLI; with ``text``, ``models``, ``train``, ``bow``: the sentiment chapter
 ``plotting``        figure helpers shared by the chapters (matplotlib)
 ``testing``         helpers for graded assignments (e.g. proving a reference was not called)
 ==================  ====================================================================
