@@ -430,7 +430,7 @@ def write_fake_dataset(root: str | os.PathLike, n_per_label: int = 20, seed: int
 # The configurations of the course's results table (benchmarks/bench_imdb.py trains them; the chapter reads
 # their results.json). "seed_*": the seed article's setup (10,000 words, embedding 32, one 32-unit recurrent
 # layer read to its last state, 10 epochs at batch size 128; reviews cut to their last 500 tokens).
-# "bilstm*": candidates for the course's best recurrent model on a 2-core CPU; the best is the one with the
+# "bilstm*", "bigru*": candidates for the course's best recurrent model on a 2-core CPU; the best is the one with the
 # highest validation accuracy (see best_recurrent), never the one with the best test accuracy.
 PRESETS = {
     "seed_rnn": {"vocab_size": 10_000, "model": {"cell": "rnn", "embed_dim": 32, "hidden_size": 32},
@@ -445,6 +445,14 @@ PRESETS = {
                     "model": {"cell": "lstm", "embed_dim": 128, "hidden_size": 64, "bidirectional": True,
                               "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4},
                     "train": {"epochs": 4, "batch_size": 64, "lr": 2e-3, "max_len": 400}},
+    "bigru": {"vocab_size": 30_000,
+              "model": {"cell": "gru", "embed_dim": 64, "hidden_size": 64, "bidirectional": True,
+                        "pooling": "max_mean", "emb_dropout": 0.3, "dropout": 0.3},
+              "train": {"epochs": 4, "batch_size": 64, "lr": 2e-3, "max_len": 400}},
+    "bigru_800": {"vocab_size": 30_000,
+                  "model": {"cell": "gru", "embed_dim": 64, "hidden_size": 64, "bidirectional": True,
+                            "pooling": "max_mean", "emb_dropout": 0.3, "dropout": 0.3},
+                  "train": {"epochs": 4, "batch_size": 64, "lr": 2e-3, "max_len": 800}},
 }
 
 
