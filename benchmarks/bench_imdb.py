@@ -1,0 +1,148 @@
+"""The course's IMDb results on the official 25,000-review test split, with the training time of each model.
+
+Trains (or, unless ``--fresh``, reuses from an earlier run of this script) the configurations of
+``course_lib.imdb.PRESETS`` through the same code as ``python -m course_lib.imdb train``, plus the NBSVM-style
+bag-of-words baseline of ``course_lib.bow``, and prints one table beside the published figures. Every run
+writes ``results.json`` (and the recurrent ones ``best.pt``, ``last.pt``, ``test_predictions.npz``) into
+``<runs-dir>/<name>`` (default ``<cache>/runs``), where the book's IMDb chapter finds them.
+
+Hyperparameters were chosen on the validation split (10% of the training reviews); the test split is used
+once per run, for the final figure. Training times depend on the machine and on what else runs on it: the
+script prints the load average before and after each run.
+
+    python benchmarks/bench_imdb.py                      # everything, 2 CPU threads
+    python benchmarks/bench_imdb.py --only bilstm --fresh  # retrain one
+    python benchmarks/bench_imdb.py --batching           # padded vs packed vs bucketed LSTM batches
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from course_lib import bow, imdb
+from course_lib.text import tokenize
+
+PUBLISHED = [("NBSVM-bi (Wang and Manning, 2012)", 0.912), ("Maas et al. (2011), full model", 0.8889)]
+
+
+def load() -> str:
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"
+
+
+def run_nbsvm(run: Path, progress: bool) -> dict:
+    train, test = imdb.load_reviews("train", progress=progress), imdb.load_reviews("test", progress=progress)
+    before = load()
+    t0 = time.perf_counter()
+    train_tokens = [tokenize(t) for t in train.texts]
+    test_tokens = [tokenize(t) for t in test.texts]
+    results = bow.train_nbsvm(train_tokens, train.labels, test_tokens, test.labels)
+    results["train_seconds"] += time.perf_counter() - t0 - results["train_seconds"]  # tokenizing included
+    results["machine_start"] = {"loadavg": before, "threads": torch.get_num_threads()}
+    results["machine_end"] = {"loadavg": load()}
+    probs = results.pop("probs")
+    run.mkdir(parents=True, exist_ok=True)
+    np.savez(run / "test_predictions.npz", probs=probs, labels=test.labels)
+    (run / "results.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+def batching(threads: int) -> None:
+    """One LSTM batch (N=64, T=400, E=H=64) forward+backward: padded vs packed, and bucketing's padding saving."""
+    from course_lib.models import ModelConfig, SentimentRNN
+
+    torch.manual_seed(0)
+    lengths = torch.randint(50, 401, (64,))
+    lengths[0] = 400
+    tokens = torch.randint(2, 1000, (64, 400))
+    for packed in (False, True):
+        model = SentimentRNN(ModelConfig(vocab_size=1000, embed_dim=64, hidden_size=64, cell="lstm", packed=packed))
+        times = []
+        for _ in range(6):
+            t0 = time.perf_counter()
+            model(tokens, lengths).sum().backward()
+            times.append(time.perf_counter() - t0)
+        print(f"LSTM batch N=64 T=400 E=H=64, {'packed' if packed else 'padded'}: {1000 * np.median(times[1:]):.0f} ms "
+              f"(median of 5, {threads} threads, load {load()})")
+    data = imdb.load_imdb(10_000)
+    lens = np.minimum(data.train.lengths(), 400)
+    from course_lib.text import bucket_batches
+
+    for shuffle_only in (True, False):
+        if shuffle_only:
+            idx = np.split(np.random.default_rng(0).permutation(len(lens)), range(64, len(lens), 64))
+        else:
+            idx = bucket_batches(lens, 64, shuffle=True, seed=0)
+        steps = sum(len(b) * lens[b].max() for b in idx)
+        print(f"{'random' if shuffle_only else 'bucketed'} batches of 64: {steps / lens.sum():.3f} x the real tokens "
+              "processed (1.000 = no padding)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help=f"comma-separated subset of nbsvm,{','.join(imdb.PRESETS)}")
+    parser.add_argument("--fresh", action="store_true", help="retrain even if results exist")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--runs-dir", help="default <cache>/runs")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--batching", action="store_true", help="only the padded-vs-packed timing")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.batching:
+        batching(args.threads)
+        return
+    runs = Path(args.runs_dir).expanduser() if args.runs_dir else imdb.cache_dir() / "runs"
+    names = args.only.split(",") if args.only else ["nbsvm", *imdb.PRESETS]
+    rows, results = [], {}
+    for name in names:
+        path = runs / name / "results.json"
+        stale = True
+        if path.exists() and not args.fresh:
+            old = json.loads(path.read_text())
+            stale = "test" not in old
+            if name != "nbsvm":  # reuse a run only if it was trained with the preset's current settings
+                p = imdb.PRESETS[name]
+                stale = stale or any(old["model_config"][k] != v for k, v in p["model"].items()) or any(
+                    old["train_config"][k] != v for k, v in p["train"].items())
+        if stale:
+            print(f"--- training {name} ({args.threads} threads, load average {load()})", flush=True)
+            if name == "nbsvm":
+                run_nbsvm(runs / name, not args.quiet)
+            else:
+                p = imdb.PRESETS[name]
+                imdb.train_run(name, p["model"], p["train"], vocab_size=p["vocab_size"], runs_dir=runs,
+                               progress=not args.quiet)
+        res = json.loads(path.read_text())
+        results[name] = res
+        epochs = res.get("history", {}).get("seconds", [])
+        rows.append((name, res["test"]["accuracy"], res["train_seconds"], epochs,
+                     res.get("machine_start", {}).get("loadavg"), res.get("machine_end", {}).get("loadavg")))
+    print(f"\nIMDb test split (25,000 reviews); results in {runs}")
+    print(f"{'model':<12} {'val acc':>8} {'test acc':>8} {'train s':>8} {'epochs':>6} {'s/epoch':>8}  "
+          "load avg start/end")
+    for name, acc, seconds, epochs, l0, l1 in rows:
+        val = results[name].get("history", {}).get("val_accuracy")
+        val = f"{max(val):8.4f}" if val else f"{max(results[name]['val_accuracy'].values()):8.4f}"
+        per = f"{np.mean(epochs):8.0f}" if epochs else f"{'-':>8}"
+        l0 = l0[0] if isinstance(l0, list) else l0
+        l1 = l1[0] if isinstance(l1, list) else l1
+        print(f"{name:<12} {val} {acc:8.4f} {seconds:8.0f} {len(epochs) or '-':>6} {per}  {l0}/{l1}")
+    for name, acc in PUBLISHED:
+        print(f"{name:<40} {acc:.4f} (published)")
+    best_name = imdb.best_recurrent(results)
+    if best_name:
+        best = dict((r[0], r) for r in rows)[best_name]
+        val = max(results[best_name]["history"]["val_accuracy"])
+        print(f"best recurrent model (chosen by validation accuracy {val:.4f}): {best_name}, test {best[1]:.4f} "
+              f"in {best[2] / 60:.1f} min of training (goal >= 0.89 within 15 min; "
+              f"{best[1] / 0.912:.3f} x NBSVM-bi's 0.912)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Tests of course_lib.bow: binary n-gram features, naive-Bayes ratios, the sparse logistic regression."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import bow, imdb
+from course_lib.text import tokenize
+
+
+def test_binary_unigram_and_bigram_features():
+    docs = [["good", "good", "film"], ["good", "film", "bad"], ["bad", "film"]]
+    feats = bow.NgramFeaturizer(min_df=2).fit(docs)
+    x = feats.transform(docs + [["unseen", "words"]]).to_dense()
+    # df >= 2: unigrams good (2), film (3), bad (2); bigram "good film" (2)
+    assert len(feats) == 4 and x.shape == (4, 4)
+    assert x.sum(dim=1).tolist() == [3, 4, 2, 0]  # binary: "good good" counts once
+    assert set(x.unique().tolist()) == {0.0, 1.0}
+
+
+def test_nb_ratios_and_row_selection_match_dense_computations():
+    rng = np.random.default_rng(0)
+    dense = torch.from_numpy((rng.random((12, 7)) < 0.4).astype(np.float32))
+    y = rng.integers(0, 2, 12)
+    x = dense.to_sparse_csr()
+    p = dense[torch.from_numpy(y == 1)].sum(0) + 1.0
+    q = dense[torch.from_numpy(y == 0)].sum(0) + 1.0
+    torch.testing.assert_close(bow.nb_ratios(x, y), torch.log((p / p.sum()) / (q / q.sum())))
+    idx = torch.tensor([5, 0, 11, 5])
+    torch.testing.assert_close(bow._rows(x, idx).to_dense(), dense[idx])
+    r = torch.from_numpy(rng.standard_normal(7).astype(np.float32))
+    torch.testing.assert_close(bow.scale_columns(x, r).to_dense(), dense * r)
+
+
+@pytest.fixture(scope="module")
+def fake_reviews(tmp_path_factory):
+    root = imdb.write_fake_dataset(tmp_path_factory.mktemp("bow") / "aclImdb", n_per_label=60, seed=4)
+    return imdb.read_split(root, "train"), imdb.read_split(root, "test")
+
+
+def test_nbsvm_learns_the_fake_reviews(fake_reviews):
+    train, test = fake_reviews
+    res = bow.train_nbsvm([tokenize(t) for t in train.texts], train.labels, [tokenize(t) for t in test.texts],
+                          test.labels, weight_decays=(0.0, 1e-4))
+    assert res["test"]["accuracy"] >= 0.9 and res["test"]["n"] == 120
+    assert sum(map(sum, res["test"]["confusion"])) == 120 and res["probs"].shape == (120,)
+    assert res["weight_decay"] in (0.0, 1e-4) and set(res["val_accuracy"]) == {"0.0", "0.0001"}
