@@ -16,6 +16,7 @@ module              what it holds
 ``imdb``            IMDb data and CLI; with ``text``, ``models``, ``train``, ``bow``: the sentiment chapter
 ``plotting``        figure helpers shared by the chapters (matplotlib)
 ``testing``         helpers for graded assignments (e.g. proving a reference was not called)
+``check``           ``python -m course_lib.check NOTEBOOK``: a student's self-check on a fresh kernel
 ==================  ====================================================================
 
 Dimension legend used throughout: N batch, T time, D input features, H hidden units, C classes.
