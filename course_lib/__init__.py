@@ -10,6 +10,7 @@ module              what it holds
 ``feedforward``     affine layer, activations, losses and a small MLP trained with SGD (numpy)
 ``plotting``        figure helpers shared by the chapters (matplotlib)
 ``testing``         helpers for graded assignments (e.g. proving a reference was not called)
+``grading``         parallel, sandboxed autograding of a class into the nbgrader gradebook
 ==================  ====================================================================
 
 Dimension legend used throughout: N batch, T time, D input features, H hidden units, C classes.
