@@ -128,9 +128,9 @@ class PostgresServer:
         import socket
         import tempfile
 
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-        initdb = shutil.which("initdb") or (bins[-1] if bins else None)
-        self.bin = Path(initdb).parent if initdb else None
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))  # Debian keeps the server tools here
+        initdb = bins[-1] if bins else shutil.which("initdb")
+        self.bin = Path(os.path.realpath(initdb)).parent if initdb else None
         self.dir = Path(tempfile.mkdtemp(prefix="pg-"))
         self.prefix: list[str] = []
         if os.geteuid() == 0:

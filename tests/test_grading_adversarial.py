@@ -188,7 +188,7 @@ def corpus(course, port: int) -> dict[str, tuple]:
         "patches_assertions": (insert_after(with_source(sol, "softmax_loss", WRONG_SOFTMAX), "softmax_loss",
                                             patch_assertions),
                                expect(softmax_loss=0, numerical_gradient=0, two_layer_loss=0), {"tampered"}),
-        "forges_verdicts": (insert_after(rel, "setup", forge), ZERO, set()),
+        "forges_verdicts": (insert_after(rel, "setup", forge), ZERO, {"tampered"}),
         "invalid_json": (b'{"cells": [', ZERO, {"malformed"}),
         "wrong_nbformat": (json.dumps({**json.loads(nbformat.writes(sol)), "nbformat": 99}).encode(), ZERO,
                            {"malformed"}),

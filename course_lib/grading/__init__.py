@@ -47,7 +47,17 @@ non-root user the process limit counts all of the user's processes. Partial cred
 ``execute_result`` uses the value the harness signed.
 """
 
-from .autograde import GradingError, Outcome, autograde
-from .limits import Limits
-
 __all__ = ["GradingError", "Limits", "Outcome", "autograde"]
+
+
+def __getattr__(name: str):
+    # lazy: the sandbox imports .runner and the kernel imports .harness, neither needs nbgrader or SQLAlchemy
+    if name in ("GradingError", "Outcome", "autograde"):
+        from . import autograde as _autograde
+
+        return getattr(_autograde, name)
+    if name == "Limits":
+        from .limits import Limits
+
+        return Limits
+    raise AttributeError(name)
