@@ -12,7 +12,7 @@ Modules, in the order a submission meets them: :mod:`.prepare` (trusted, with th
 sanitizing plus metadata reset and restoration of deleted tests), :mod:`.sandbox` and :mod:`.runner` (the only
 untrusted execution), :mod:`.harness` (inside the kernel), :mod:`.verdict` (trusted: checks the signed
 verdicts), :mod:`.scoring` (trusted: nbgrader's scoring preprocessors write the gradebook), :mod:`.summary`.
-:mod:`.autograde` runs the pool.
+:mod:`.pool` runs the pool (and holds :func:`autograde`).
 
 Threat model
 ------------
@@ -42,8 +42,9 @@ written specifically against this harness can still win: e.g. reach the HMAC obj
 closure and sign its own record, skip test lines with a trace function that removes itself, or patch an
 object the checks do not watch (a numpy array method, a library function other than the assertion modules).
 Such code is confined by the sandbox, but its score is not trustworthy; only tests that compare results in
-a separate process would close this gap. Resource limits are per process (RLIMIT_*; no cgroups), and as a
-non-root user the process limit counts all of the user's processes. Partial credit through a test's
+a separate process would close this gap. Resource limits are per process (RLIMIT_*; no cgroups); the separate uid per worker (and so a
+process limit per submission) exists only when the grader runs as root (tested); as a normal user RLIMIT_NPROC
+is counted against that user (not tested here). Partial credit through a test's
 ``execute_result`` uses the value the harness signed.
 """
 
@@ -53,9 +54,9 @@ __all__ = ["GradingError", "Limits", "Outcome", "autograde"]
 def __getattr__(name: str):
     # lazy: the sandbox imports .runner and the kernel imports .harness, neither needs nbgrader or SQLAlchemy
     if name in ("GradingError", "Outcome", "autograde"):
-        from . import autograde as _autograde
+        from . import pool
 
-        return getattr(_autograde, name)
+        return getattr(pool, name)
     if name == "Limits":
         from .limits import Limits
 

@@ -7,8 +7,8 @@ import os
 import sys
 import time
 
-from .autograde import GradingError, autograde, max_scores
 from .limits import Limits
+from .pool import GradingError, autograde, max_scores
 from .summary import digest, report
 
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        from .autograde import load_course
+        from .pool import load_course
 
         config, _ = load_course(args.course, args.db_url)
         timeout = config.get("Execute", {}).get("timeout")

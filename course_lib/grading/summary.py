@@ -6,7 +6,7 @@ import csv
 import os
 from collections import Counter
 
-from .autograde import Outcome
+from .pool import Outcome
 
 
 def write_grades(outcomes: list[Outcome], maxima: dict[str, float], path: str) -> None:
