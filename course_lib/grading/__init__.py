@@ -42,9 +42,9 @@ written specifically against this harness can still win: e.g. reach the HMAC obj
 closure and sign its own record, skip test lines with a trace function that removes itself, or patch an
 object the checks do not watch (a numpy array method, a library function other than the assertion modules).
 Such code is confined by the sandbox, but its score is not trustworthy; only tests that compare results in
-a separate process would close this gap. Resource limits are per process (RLIMIT_*; no cgroups); the separate uid per worker (and so a
-process limit per submission) exists only when the grader runs as root (tested); as a normal user RLIMIT_NPROC
-is counted against that user (not tested here). Partial credit through a test's
+a separate process would close this gap. Resource limits are per process (RLIMIT_*; no cgroups); the
+separate uid per worker (and so a process limit per submission) exists only when the grader runs as root
+(tested); as a normal user RLIMIT_NPROC is counted against that user (not tested here). Partial credit through a test's
 ``execute_result`` uses the value the harness signed.
 """
 
