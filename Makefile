@@ -34,5 +34,5 @@ lint: $(STAMP)
 	$(BIN)/ruff check course_lib tests tools benchmarks
 
 clean:
-	rm -rf _build assignments/release assignments/submitted assignments/autograded assignments/feedback \
+	rm -rf _build assignments/release assignments/submitted assignments/autograded assignments/feedback assignments/reports \
 	       assignments/gradebook.db .pytest_cache

@@ -27,3 +27,11 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = 120
 c.Execute.startup_timeout = 120
 c.Execute.kernel_name = "python3"
+
+# Feedback never shows hidden tests: nbgrader's default feedback renders the autograded notebook, hidden
+# tests included. HideHiddenTests removes them, and the traceback lines that quote them.
+from course_lib.grading.feedback import HideHiddenTests  # noqa: E402
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

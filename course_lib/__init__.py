@@ -17,6 +17,7 @@ module              what it holds
 ``plotting``        figure helpers shared by the chapters (matplotlib)
 ``testing``         helpers for graded assignments (e.g. proving a reference was not called)
 ``check``           ``python -m course_lib.check NOTEBOOK``: a student's self-check on a fresh kernel
+``grading``         parallel, sandboxed autograding of a class into the nbgrader gradebook
 ==================  ====================================================================
 
 Dimension legend used throughout: N batch, T time, D input features, H hidden units, C classes.

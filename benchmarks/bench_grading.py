@@ -1,0 +1,102 @@
+"""Throughput of ``python -m course_lib.grading autograde`` against serial ``nbgrader autograde``.
+
+Builds a class of ``--n`` submissions of 01_feedforward (correct, partially correct in several ways, and
+unanswered), grades the same class twice in two copies of a course directory -- serially with
+``nbgrader autograde`` and with this course's command (sandbox on, ``--workers`` sandboxes) -- and prints the
+seconds per submission of each, the speed-up, the machine's load, and the number of grades that differ
+(which must be zero).
+
+    .venv/bin/python benchmarks/bench_grading.py            # 100 submissions (about an hour on 2 busy cores)
+    .venv/bin/python benchmarks/bench_grading.py --n 10     # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from grading_helpers import (  # noqa: E402
+    ASSIGNMENT,
+    env,
+    gradebook_rows,
+    make_course,
+    release_nb,
+    source_nb,
+    submit,
+    with_source,
+)
+
+PARTIAL = {
+    "wrong_softmax": ("softmax_loss", "def softmax_loss(s, y):\n    return 0.0, np.zeros_like(s)\n"),
+    "wrong_forward": ("affine_forward", "def affine_forward(x, W, b):\n    return x @ W, (x, W)\n"),
+    "wrong_gradient": ("numerical_gradient", "def numerical_gradient(f, x, dout=None, h=1e-5):\n"
+                                             "    return np.zeros_like(x)\n"),
+}
+
+
+def variants(course: Path) -> list:
+    sol = source_nb()
+    return [sol, *(with_source(sol, gid, src) for gid, src in PARTIAL.values()), release_nb(course)]
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100, help="submissions in the class (default 100)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="sandboxes (default: cores)")
+    parser.add_argument("--keep", action="store_true", help="keep the two course directories")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    serial, parallel = work / "serial", work / "parallel"
+    make_course(serial)
+    kinds = variants(serial)
+    for i in range(args.n):
+        submit(serial, f"student{i:04d}", kinds[i % len(kinds)])
+    shutil.copytree(serial, parallel)
+    load_before = os.getloadavg()
+
+    t_serial = timed([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force"], serial)
+    t_parallel = timed([sys.executable, "-m", "course_lib.grading", "autograde", ASSIGNMENT, "--quiet",
+                        "--workers", str(args.workers)], parallel)
+    load_after = os.getloadavg()
+
+    reference = gradebook_rows(f"sqlite:///{serial / 'gradebook.db'}")
+    ours = gradebook_rows(f"sqlite:///{parallel / 'gradebook.db'}")
+    wrong = sum(reference[s].get(g) != ours.get(s, {}).get(g) for s in reference for g in reference[s])
+    wrong += len(set(ours) ^ set(reference))
+
+    print(f"class: {args.n} submissions of {ASSIGNMENT} ({len(kinds)} variants: correct, 3 partial, unanswered)")
+    print(f"machine: {os.cpu_count()} cores; load average (1, 5, 15 min) before {load_before[0]:.1f}, "
+          f"{load_before[1]:.1f}, {load_before[2]:.1f}; after {load_after[0]:.1f}, {load_after[1]:.1f}, "
+          f"{load_after[2]:.1f}")
+    print(f"nbgrader autograde (serial):             {t_serial:8.1f} s  {t_serial / args.n:6.2f} s/submission")
+    print(f"course_lib.grading ({args.workers} sandboxed workers): {t_parallel:8.1f} s  "
+          f"{t_parallel / args.n:6.2f} s/submission")
+    print(f"speed-up: {t_serial / t_parallel:.2f}x")
+    print(f"grades that differ from nbgrader's: {wrong}")
+    if args.keep:
+        print(f"course directories kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""``python -m course_lib.grading autograde ASSIGNMENT``: the instructor's command (run in the course directory)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from .limits import Limits
+from .pool import GradingError, autograde, max_scores
+from .summary import digest, report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.grading",
+                                     description="Parallel, sandboxed autograding into the nbgrader gradebook.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("autograde", help="grade every submission of an assignment")
+    p.add_argument("assignment")
+    p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: number of cores)")
+    p.add_argument("--db-url", default=None, help="gradebook URL (default: the course's; e.g. postgresql://...)")
+    p.add_argument("--limits", default=None, help="e.g. cell=120,wall=600,cpu=600,mem=4096,nproc=256,output=10")
+    p.add_argument("--course", default=".", help="the nbgrader course directory (default: current directory)")
+    p.add_argument("--report-dir", default=None, help="where to write grades.csv, problems.csv, scores.png "
+                                                       "(default: <course>/reports/<assignment>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-sandbox-i-trust-this-code", dest="trust", action="store_true",
+                   help="run submissions WITHOUT a sandbox, with your own rights (only for code you trust)")
+    args = parser.parse_args(argv)
+
+    try:
+        from .pool import load_course
+
+        config, _ = load_course(args.course, args.db_url)
+        timeout = config.get("Execute", {}).get("timeout")
+        limits = Limits.parse(args.limits, Limits(cell=float(timeout)) if timeout else None)
+        if args.trust:
+            print("WARNING: --no-sandbox-i-trust-this-code: students' code runs with YOUR rights, "
+                  "without network, filesystem or user isolation.", file=sys.stderr)
+        start = time.perf_counter()
+        outcomes = autograde(args.course, args.assignment, students=args.student, workers=args.workers,
+                             db_url=args.db_url, limits=limits, trust=args.trust, progress=not args.quiet)
+        seconds = time.perf_counter() - start
+        _, coursedir = load_course(args.course, args.db_url)
+        maxima = max_scores(coursedir.db_url, args.assignment)
+        folder = args.report_dir or os.path.join(coursedir.root, "reports", args.assignment)
+        paths = report(outcomes, maxima, folder, args.assignment)
+    except (GradingError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(digest(outcomes, maxima, paths, seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

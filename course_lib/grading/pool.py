@@ -1,0 +1,263 @@
+"""Grades every submission of an assignment with a pool of sandboxed workers; only this process writes grades.
+
+For each submission: :func:`~course_lib.grading.prepare.prepare` (parent, gradebook lock held), the runner in
+the sandbox (no lock: this is the part that runs in parallel), then the verdicts and
+:func:`~course_lib.grading.scoring.save` (parent, lock held). Workers are threads of this process that wait on
+their sandbox's pipe, so the gradebook has one writer and no grade is lost, with SQLite or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.coursedir import CourseDirectory
+from tqdm.auto import tqdm
+from traitlets.config.loader import PyFileConfigLoader
+
+from . import sandbox, scoring
+from .limits import Limits
+from .prepare import Prepared, SourceInfo, copy_files, load_source_info, prepare
+from .verdict import Verdict, apply, check
+
+
+class GradingError(RuntimeError):
+    """A problem with the course or the command line (not with a submission)."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one submission."""
+
+    student: str
+    scores: dict[str, tuple[float, float]] = field(default_factory=dict)  # grade_id -> (score, max)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (kind, reason)
+    notes: list[str] = field(default_factory=list)
+    tests: dict[str, str] = field(default_factory=dict)  # grade_id -> "" (passed) or the failure reason
+    seconds: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return sum(s for s, _ in self.scores.values())
+
+
+def load_course(root: str | os.PathLike, db_url: str | None = None):
+    """(config, CourseDirectory) of the nbgrader course in ``root``, as nbgrader would load them."""
+    root = os.path.abspath(root)
+    if not os.path.exists(os.path.join(root, "nbgrader_config.py")):
+        raise GradingError(f"{root} has no nbgrader_config.py: run this from the course directory")
+    config = PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
+    if db_url:
+        config.CourseDirectory.db_url = db_url
+    coursedir = CourseDirectory(config=config)
+    if not config.CourseDirectory.get("root"):
+        coursedir.root = root
+    return config, coursedir
+
+
+def submissions(coursedir, assignment: str, students: list[str] | None) -> list[str]:
+    folder = Path(coursedir.root) / coursedir.submitted_directory
+    found = sorted(p.parent.name for p in folder.glob(f"*/{assignment}") if p.is_dir())
+    if students:
+        missing = sorted(set(students) - set(found))
+        if missing:
+            raise GradingError(f"no submission of {assignment} for: {', '.join(missing)}")
+        found = [s for s in found if s in students]
+    return found
+
+
+def classify(cell_results: dict, verdicts: dict[str, Verdict], limits: Limits,
+             stop_reason: str | None = None) -> list[tuple[str, str]]:
+    """Problems of a run: timeouts, crashes, limits, tampering."""
+    problems = []
+    for result in cell_results.values():
+        status, reason = result.get("status"), result.get("reason")
+        if status == "timeout":
+            problems.append(("timed out", reason))
+        elif status == "output_limit":
+            problems.append(("exceeded a limit", reason))
+        elif status == "dead":
+            problems.append(("crashed", f"{reason} (it exited, was killed, or hit cpu={limits.cpu} s, "
+                                        f"mem={limits.mem} MiB, nproc={limits.nproc} or fsize={limits.fsize} MiB)"))
+    for grade_id, verdict in verdicts.items():
+        if verdict.ename == "MemoryError":
+            problems.append(("exceeded a limit", f"{grade_id}: MemoryError (mem={limits.mem} MiB)"))
+        elif verdict.tampered:
+            problems.append(("tampered", f"{grade_id}: {verdict.reason}"))
+    if stop_reason and not any(kind in ("timed out", "crashed", "exceeded a limit") for kind, _ in problems):
+        problems.append(("crashed", stop_reason))
+    return list(dict.fromkeys(problems))
+
+
+class Grader:
+    """Grades submissions of one assignment; see :func:`autograde`."""
+
+    def __init__(self, root, assignment: str, db_url: str | None = None, limits: Limits | None = None,
+                 use_sandbox: bool = True, workers: int | None = None):
+        self.config, self.coursedir = load_course(root, db_url)
+        self.assignment = assignment
+        self.db_url = self.coursedir.db_url
+        timeout = self.config.get("Execute", {}).get("timeout")
+        base = Limits(cell=float(timeout)) if timeout else Limits()
+        self.limits = limits or base
+        self.use_sandbox = use_sandbox
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.lock = threading.Lock()
+        self.slots: queue.Queue[int] = queue.Queue()
+        for slot in range(self.workers):
+            self.slots.put(slot)
+        self.keep = list(self.config.get("Autograde", {}).get("exclude_overwriting", {}).get(assignment, []))
+        try:
+            self.infos: dict[str, SourceInfo] = load_source_info(self.db_url, assignment)
+        except MissingEntry:
+            raise GradingError(f"assignment {assignment!r} is not in the gradebook: run "
+                               f"`nbgrader generate_assignment {assignment}` first") from None
+
+    def run_sandboxed(self, job: dict, workdir: str, slot: int) -> tuple[dict | None, str | None]:
+        """Run the runner on ``job``; (result, None) or (None, why it failed)."""
+        cmd, env = sandbox.command(workdir, self.limits, slot=slot, sandbox=self.use_sandbox)
+        with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env, start_new_session=True) as proc:
+            try:
+                out, err = proc.communicate(json.dumps(job).encode(), timeout=self.limits.wall)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+                return None, f"ran past the wall-clock limit of {self.limits.wall:g} s"
+        if proc.returncode != 0:
+            tail = err.decode(errors="replace").strip().splitlines()[-3:]
+            return None, f"the grading process exited with {proc.returncode}: {' | '.join(tail)[:400]}"
+        try:
+            return json.loads(out), None
+        except ValueError:
+            return None, "the grading process returned no readable result"
+
+    def grade_notebook(self, prepared: Prepared, name: str, slot: int, outcome: Outcome) -> None:
+        nb, cells = prepared.notebooks[name], prepared.jobs[name]
+        info = self.infos[name]
+        key, run_id = secrets.token_bytes(32), secrets.token_hex(8)
+        workdir = tempfile.mkdtemp(prefix=f"grading-{slot}-")
+        try:
+            source = self.coursedir.format_path(self.coursedir.source_directory, ".", self.assignment)
+            copy_files(source, source, workdir, list(self.coursedir.ignore), [])
+            submitted = self.coursedir.format_path(self.coursedir.submitted_directory, prepared.student,
+                                                   self.assignment)
+            for relative in self.keep:  # files the instructor lets students provide
+                if os.path.isfile(os.path.join(submitted, relative)):
+                    os.makedirs(os.path.dirname(os.path.join(workdir, relative)), exist_ok=True)
+                    shutil.copy(os.path.join(submitted, relative), os.path.join(workdir, relative))
+            sandbox.prepare_workdir(workdir, slot)
+            job = {"cells": cells, "key": key.hex(), "run_id": run_id, "student_names": info.student_names,
+                   "kernel_name": (nb.metadata.get("kernelspec") or {}).get("name", "python3"),
+                   "cell_timeout": self.limits.cell, "startup_timeout": self.limits.startup,
+                   "output_limit": int(self.limits.output * 1024 * 1024),
+                   "workdir": sandbox.WORKDIR if self.use_sandbox else workdir}
+            result, failure = self.run_sandboxed(job, workdir, slot)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        cell_results = (result or {}).get("cells", {})
+        if failure:
+            outcome.problems.append(("timed out" if "wall-clock" in failure else "crashed", failure))
+        verdicts: dict[int, Verdict] = {}
+        by_id: dict[str, Verdict] = {}
+        seq = 0
+        for spec in cells:
+            if spec["kind"] == "student":
+                continue
+            seq += 1
+            if spec["kind"] == "test":
+                verdict = check(cell_results.get(str(spec["index"])), key, run_id, seq, spec["index"],
+                                spec["source"])
+                verdicts[spec["index"]] = verdict
+                grade_id = nb.cells[spec["index"]].metadata["nbgrader"]["grade_id"]
+                by_id[grade_id] = verdict
+                outcome.tests[grade_id] = verdict.reason
+                if verdict.restored:
+                    outcome.notes.append(f"{grade_id}: instructor names restored before the test: "
+                                         + ", ".join(verdict.restored))
+        outcome.problems.extend(classify(cell_results, by_id, self.limits, (result or {}).get("stop_reason")))
+        apply(nb, cell_results, verdicts)
+        if result and result.get("language_info"):
+            nb.metadata["language_info"] = result["language_info"]
+        dest = self.coursedir.format_path(self.coursedir.autograded_directory, prepared.student, self.assignment)
+        with self.lock:
+            scoring.save(nb, self.config, self.db_url, self.assignment, prepared.student, name, dest)
+
+    def grade(self, student: str) -> Outcome:
+        start = time.perf_counter()
+        outcome = Outcome(student)
+        slot = self.slots.get()
+        try:
+            with self.lock:
+                prepared = prepare(self.coursedir, self.config, self.assignment, student, self.infos, self.keep)
+            outcome.problems.extend(prepared.problems)
+            outcome.notes.extend(prepared.notes)
+            for name in prepared.notebooks:
+                self.grade_notebook(prepared, name, slot, outcome)
+            dest = self.coursedir.format_path(self.coursedir.autograded_directory, student, self.assignment)
+            scoring.set_permissions(dest)
+            with self.lock:
+                outcome.scores = scoring.scores(self.db_url, self.assignment, student)
+        except Exception as error:  # one submission's failure never stops the class
+            outcome.problems.append(("crashed", f"grading failed: {type(error).__name__}: {error}"[:500]))
+        finally:
+            self.slots.put(slot)
+        outcome.seconds = time.perf_counter() - start
+        return outcome
+
+    def grade_all(self, students: list[str], progress: bool = True) -> list[Outcome]:
+        outcomes = []
+        # nbgrader 0.9.6's Gradebook triggers harmless SQLAlchemy 2 autoflush warnings (nbgrader autograde too)
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            futures = [pool.submit(self.grade, s) for s in students]
+            for future in tqdm(as_completed(futures), total=len(futures), desc=f"grading {self.assignment}",
+                               unit="submission", disable=not progress):
+                outcomes.append(future.result())
+        return sorted(outcomes, key=lambda o: o.student)
+
+
+def max_scores(db_url: str, assignment: str) -> dict[str, float]:
+    with Gradebook(db_url) as gb:
+        return {c.name: float(c.max_score) for nb in gb.find_assignment(assignment).notebooks
+                for c in nb.grade_cells}
+
+
+def autograde(root, assignment: str, students: list[str] | None = None, workers: int | None = None,
+              db_url: str | None = None, limits: Limits | None = None, trust: bool = False,
+              progress: bool = True) -> list[Outcome]:
+    """Grade the submissions of ``assignment`` in the course directory ``root`` into its gradebook.
+
+    Args:
+        root: the nbgrader course directory (holds nbgrader_config.py).
+        assignment: assignment id (its notebooks must be in the gradebook: ``nbgrader generate_assignment``).
+        students: only these students (default: every ``submitted/<student>/<assignment>``).
+        workers: parallel sandboxes (default: the number of CPU cores).
+        db_url: gradebook URL (default: the course's, e.g. sqlite:///gradebook.db; or postgresql://...).
+        limits: resource limits (default: :class:`Limits`, with the cell timeout from nbgrader's config).
+        trust: run without a sandbox where none is available (the instructor trusts every submission).
+
+    Returns:
+        one :class:`Outcome` per submission, sorted by student.
+    """
+    ok, why = sandbox.available()
+    if not ok and not trust:
+        raise GradingError(
+            f"no sandbox available: {why}.\nRefusing to run students' code with your rights. Install "
+            "bubblewrap (e.g. `apt-get install bubblewrap`) with user namespaces enabled, or, only if you trust "
+            "every submission, pass --no-sandbox-i-trust-this-code.")
+    grader = Grader(root, assignment, db_url=db_url, limits=limits, use_sandbox=ok and not trust, workers=workers)
+    return grader.grade_all(submissions(grader.coursedir, assignment, students), progress=progress)

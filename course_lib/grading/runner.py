@@ -1,0 +1,214 @@
+"""Executes one prepared notebook in a fresh kernel: the only part of grading that runs inside the sandbox.
+
+``python -I -m course_lib.grading.runner`` reads a job (JSON) on stdin: the code cells to run, each marked
+``student``, ``instructor`` or ``test``, the per-run key and limits. It writes the result (JSON) on stdout:
+for each cell, its outputs, execution count, how its execution ended (``ok``, ``timeout``, ``dead``,
+``output_limit``, ``not_run``) and the signed verdict records the harness published in it. The runner never
+sees the gradebook and never decides a score: the trusted parent checks the signatures and scores.
+
+The notebook (with its hidden tests) reaches this process through a pipe and never touches the sandbox's
+disk; the runner makes itself non-dumpable, so the kernel (same uid) cannot read its memory or its stdout
+through /proc; the kernel's own stdout and stderr go to /dev/null, and it starts with no file descriptor of
+the runner's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+# jsonschema (via nbformat) imports rfc3987_syntax when installed, which builds a grammar for a whole second:
+# per submission, that is a quarter of the grading overhead. The runner never validates IRIs: skip it.
+sys.modules.setdefault("rfc3987_syntax", None)
+
+from nbclient import NotebookClient  # noqa: E402
+from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
+from nbformat import NotebookNode  # noqa: E402
+from nbformat.v4 import new_code_cell, new_notebook  # noqa: E402
+
+from .harness import MIME  # noqa: E402
+
+PR_SET_DUMPABLE = 4
+ERROR_ON_TIMEOUT = {
+    "ename": "CellTimeoutError",
+    "evalue": "",
+    "traceback": ["\x1b[0;31mCellTimeoutError\x1b[0m: No reply from kernel before timeout"],
+}
+
+
+def make_non_dumpable() -> None:
+    """Forbid same-uid processes (the kernel) to ptrace this one or read its /proc/<pid>/mem and fd/."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: nothing to do
+        pass
+
+
+class GradingClient(NotebookClient):
+    """nbclient with an output budget: a flood of output kills the kernel instead of filling memory."""
+
+    def __init__(self, *args, output_limit: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.output_limit = output_limit
+        self.output_bytes = 0
+        self.flooded = False
+
+    def process_message(self, msg, cell, cell_index):
+        if msg.get("msg_type") in ("stream", "display_data", "execute_result", "error", "update_display_data"):
+            self.output_bytes += len(json.dumps(msg.get("content", {}), default=str))
+            if self.output_bytes > self.output_limit:
+                if not self.flooded:
+                    self.flooded = True
+                    process = getattr(getattr(self.km, "provisioner", None), "process", None)
+                    if process is not None:
+                        process.kill()
+                return None
+        return super().process_message(msg, cell, cell_index)
+
+    def on_cell_executed_hook(self, cell, execute_reply) -> None:
+        """nbgrader's Execute.on_cell_executed: an error reply with no error output gets one (cosmetic here)."""
+        if execute_reply and execute_reply["content"]["status"] == "error":
+            content = execute_reply["content"]
+            if not any(o.get("output_type") == "error" and o.get("ename") == content.get("ename")
+                       for o in cell.outputs):
+                cell.outputs.append(NotebookNode(output_type="error", ename=content.get("ename", ""),
+                                                 evalue=content.get("evalue", ""),
+                                                 traceback=content.get("traceback") or ["ERROR"]))
+
+
+def kernel_spec_dir(root: str, name: str) -> str:
+    """A private kernelspec named like the notebook's, running this interpreter (the sandbox's venv)."""
+    folder = os.path.join(root, "kernels", name)
+    os.makedirs(folder)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": name, "language": "python"}
+    with open(os.path.join(folder, "kernel.json"), "w") as f:
+        json.dump(spec, f)
+    return root
+
+
+def wrapped_source(cell: dict) -> str:
+    if cell["kind"] == "student":
+        return cell["source"]
+    return f"__course_grading__({cell['kind']!r}, {cell['index']}, {cell['source']!r})"
+
+
+async def probe(client: GradingClient, timeout: float) -> bool:
+    """True if the kernel answers a trivial request within ``timeout`` seconds (after an interrupt)."""
+    msg_id = client.kc.execute("", silent=True, store_history=False)
+    try:
+        while True:
+            reply = await asyncio.wait_for(client.kc.shell_channel.get_msg(timeout=timeout), timeout + 1)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return True
+    except Exception:
+        return False
+
+
+async def run_job(job: dict) -> dict:
+    private = tempfile.mkdtemp(prefix="grading-")
+    key_file = os.path.join(private, "key")
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, bytes.fromhex(job["key"]))
+    os.close(fd)
+    os.environ["JUPYTER_PATH"] = kernel_spec_dir(os.path.join(private, "jupyter"), job["kernel_name"])
+
+    results: dict[int, dict] = {}
+    setup = new_code_cell(
+        "import course_lib.grading.harness as _h\n"
+        f"_h.install({key_file!r}, {job['run_id']!r}, {job['student_names']!r})\n"
+        "del _h"
+    )
+    nb = new_notebook(cells=[setup] + [new_code_cell(wrapped_source(c)) for c in job["cells"]])
+    client = GradingClient(
+        nb, output_limit=job["output_limit"], kernel_name=job["kernel_name"], timeout=job["cell_timeout"],
+        startup_timeout=job["startup_timeout"], interrupt_on_timeout=True, error_on_timeout=ERROR_ON_TIMEOUT,
+        allow_errors=True, iopub_timeout=30, raise_on_iopub_timeout=False, record_timing=False,
+        extra_arguments=["--HistoryManager.hist_file=:memory:"],
+    )
+    client.shutdown_kernel = "immediate"  # nothing to save: the sandbox is thrown away
+    client.km = client.create_kernel_manager()
+    stop_reason, language_info = None, None
+    try:
+        await client.async_start_new_kernel(cwd=job["workdir"], stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await client.async_start_new_kernel_client()
+        info = await client.async_wait_for_reply(client.kc.kernel_info())
+        language_info = (info or {}).get("content", {}).get("language_info")
+        client.timeout = int(job["startup_timeout"])  # imports (numpy, torch) before any student code
+        await client.async_execute_cell(setup, 0, store_history=False)
+        client.timeout = job["cell_timeout"]
+        if any(o.get("output_type") == "error" for o in setup.outputs):
+            stop_reason = "the grading harness could not start: " + "; ".join(
+                f"{o['ename']}: {o['evalue']}" for o in setup.outputs if o.get("output_type") == "error")
+        for position, spec in enumerate(job["cells"], start=1):
+            cell = nb.cells[position]
+            if stop_reason is not None:
+                results[spec["index"]] = {"status": "not_run", "reason": stop_reason, "outputs": [], "records": []}
+                continue
+            status, reason = "ok", None
+            try:
+                reply_holder = {}
+
+                async def on_executed(cell, cell_index, execute_reply, _holder=reply_holder):
+                    _holder["reply"] = execute_reply
+
+                client.on_cell_executed = on_executed
+                await client.async_execute_cell(cell, position)
+                client.on_cell_executed_hook(cell, reply_holder.get("reply"))
+                timed_out = any(o.get("ename") == "CellTimeoutError" for o in cell.outputs
+                                if o.get("output_type") == "error")
+                if timed_out:
+                    status, reason = "timeout", f"cell {spec['index']} ran past {job['cell_timeout']} s"
+                    if not await probe(client, 10):
+                        stop_reason = (f"the kernel ignored the interrupt after cell {spec['index']} timed out "
+                                       "and was killed")
+            except (DeadKernelError, CellTimeoutError, asyncio.CancelledError, RuntimeError) as error:
+                if client.flooded:
+                    status, reason = "output_limit", f"output exceeded {job['output_limit']} bytes"
+                elif isinstance(error, CellTimeoutError):
+                    status, reason = "timeout", f"cell {spec['index']}: {error}"
+                else:
+                    status, reason = "dead", f"the kernel died in cell {spec['index']}"
+                stop_reason = reason
+            if client.flooded and status == "ok":
+                status, reason = "output_limit", f"output exceeded {job['output_limit']} bytes"
+                stop_reason = reason
+            records = [o["data"][MIME] for o in cell.outputs
+                       if o.get("output_type") == "display_data" and MIME in o.get("data", {})]
+            outputs = [o for o in cell.outputs if not (o.get("output_type") == "display_data"
+                                                        and MIME in o.get("data", {}))]
+            results[spec["index"]] = {"status": status, "reason": reason, "outputs": outputs, "records": records,
+                                      "execution_count": cell.get("execution_count")}
+    except Exception as error:  # the kernel did not start, or died between cells
+        stop_reason = stop_reason or f"{type(error).__name__}: {error}"
+        for spec in job["cells"]:
+            results.setdefault(spec["index"], {"status": "not_run", "reason": stop_reason, "outputs": [],
+                                               "records": []})
+    finally:
+        try:
+            await client._async_cleanup_kernel()
+        except Exception:
+            pass
+    return {"cells": {str(k): v for k, v in results.items()}, "stop_reason": stop_reason,
+            "output_bytes": client.output_bytes, "language_info": language_info}
+
+
+def main() -> int:
+    make_non_dumpable()
+    job = json.loads(sys.stdin.buffer.read())
+    os.environ["NBGRADER_EXECUTION"] = "autograde"
+    result = asyncio.run(run_job(job))
+    out = sys.stdout.buffer
+    out.write(json.dumps(result, default=str).encode())
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
