@@ -26,6 +26,9 @@ from grading_helpers import (
     submit,
     with_source,
 )
+from grading_helpers import (
+    ROOT as ROOT_DIR,
+)
 
 from course_lib.grading import GradingError, Limits, autograde, sandbox
 from course_lib.grading.feedback import frames_of_cell
@@ -231,3 +234,27 @@ def test_trusted_mode_without_sandbox_gives_the_same_grades(reference, tmp_path)
     assert gradebook_rows(f"sqlite:///{course / 'gradebook.db'}")["partial"] == reference["partial"]
     nb = nbformat.read(course / "autograded" / "partial" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
     assert nb.metadata.kernelspec.name == "python3"
+
+
+ASSIGNMENTS = sorted(p.name for p in (ROOT_DIR / "assignments" / "source").iterdir() if p.is_dir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_assignment_grades_full_marks_and_zero_in_the_sandbox(assignment, tmp_path):
+    """The sandboxed grader on each assignment: its solution earns every automatic point, the release none."""
+    needs_sandbox()
+    course = make_course(tmp_path / "course", assignment)
+    source = nbformat.read(ROOT_DIR / "assignments" / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    submit(course, "solution", source, assignment)
+    submit(course, "release", nbformat.read(course / "release" / assignment / f"{assignment}.ipynb", as_version=4),
+           assignment)
+    out = run(course, "course_lib.grading", "autograde", assignment, "--workers", "2", "--quiet")
+    assert "submissions with problems: 0" in out.stdout
+    rows = gradebook_rows(f"sqlite:///{course / 'gradebook.db'}", assignment)
+    automatic = {gid: row for gid, row in rows["solution"].items() if row[0] is not None}
+    assert automatic, f"{assignment}: no automatically graded cell"
+    assert all(auto == top for auto, _, _, top in automatic.values()), rows["solution"]
+    assert all(not row[0] for row in rows["release"].values()), rows["release"]
+    manual = {gid for gid, row in rows["solution"].items() if row[0] is None}
+    assert all(rows["solution"][gid][2] for gid in manual), "a manually graded answer must wait for a person"
