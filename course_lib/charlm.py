@@ -55,7 +55,12 @@ IMDB_DIR_ENV = "RNN_COURSE_IMDB_DIR"
 # ----------------------------------------------------------------------------------------------------------
 # The text
 # ----------------------------------------------------------------------------------------------------------
-def read_reviews(n_per_label: int = 100, directory: str | os.PathLike | None = None, split: str = "train") -> list[str]:
+def read_reviews(
+    n_per_label: int = 100,
+    directory: str | os.PathLike | None = None,
+    split: str = "train",
+    download: bool = False,
+) -> list[str]:
     """The text of the first ``n_per_label`` positive and ``n_per_label`` negative IMDb reviews.
 
     Reads ``<directory>/<split>/pos/*.txt`` and ``<directory>/<split>/neg/*.txt`` (the layout of the official
@@ -65,24 +70,31 @@ def read_reviews(n_per_label: int = 100, directory: str | os.PathLike | None = N
 
     Args:
         n_per_label: how many reviews of each label.
-        directory: the ``aclImdb`` folder; ``None`` reads it from the environment variable
-            ``RNN_COURSE_IMDB_DIR``.
+        directory: the ``aclImdb`` folder; ``None`` finds it as :func:`course_lib.imdb.locate` does: the
+            environment variable ``RNN_COURSE_IMDB_DIR``, else the course's download cache.
         split: ``"train"`` or ``"test"``.
+        download: with no folder found, download the official archive into the cache (checked, resumable).
 
     Returns:
         ``2 * n_per_label`` strings.
 
     Raises:
-        FileNotFoundError: no directory given and ``RNN_COURSE_IMDB_DIR`` unset, or the folders are missing.
+        FileNotFoundError: no folder given or found (and ``download`` false), or its folders are missing.
         ValueError: a folder holds fewer than ``n_per_label`` reviews.
     """
     if directory is None:
+        from course_lib import imdb  # the full loader; imported here so that charlm stays light
+
         directory = os.environ.get(IMDB_DIR_ENV)
         if not directory:
-            raise FileNotFoundError(
-                f"no IMDb directory given and {IMDB_DIR_ENV} is not set: set {IMDB_DIR_ENV} to the aclImdb folder "
-                "(the one holding train/ and test/), or pass it as directory"
-            )
+            try:
+                directory = imdb.locate(download=download, progress=False)
+            except imdb.DatasetError as err:
+                raise FileNotFoundError(
+                    f"no IMDb directory given, {IMDB_DIR_ENV} is not set and the cache holds no copy: set "
+                    f"{IMDB_DIR_ENV} to the aclImdb folder (the one holding train/ and test/), pass it as "
+                    f"directory, run `python -m course_lib.imdb download`, or pass download=True ({err})"
+                ) from None
     root = Path(directory)
     by_label = []
     for label in ("pos", "neg"):

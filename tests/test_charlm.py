@@ -41,6 +41,13 @@ def test_read_reviews_sorts_by_name_alternates_labels_and_strips_line_breaks(tmp
     assert charlm.read_reviews(1, root, split="test") == texts[:2]
 
 
+def test_read_reviews_falls_back_to_the_download_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv(charlm.IMDB_DIR_ENV, raising=False)
+    monkeypatch.setenv("RNN_COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_fake_imdb(tmp_path / "cache" / "aclImdb")
+    assert charlm.read_reviews(3) == charlm.read_reviews(3, root)
+
+
 def test_read_reviews_reads_the_environment_variable(tmp_path, monkeypatch):
     root = write_fake_imdb(tmp_path / "aclImdb")
     monkeypatch.setenv(charlm.IMDB_DIR_ENV, str(root))
@@ -55,6 +62,7 @@ def test_read_reviews_on_the_configured_dataset(imdb_dir):
 
 def test_read_reviews_errors_name_the_environment_variable(tmp_path, monkeypatch):
     monkeypatch.delenv(charlm.IMDB_DIR_ENV, raising=False)
+    monkeypatch.setenv("RNN_COURSE_CACHE_DIR", str(tmp_path / "empty-cache"))
     with pytest.raises(FileNotFoundError, match=charlm.IMDB_DIR_ENV):
         charlm.read_reviews(1)
     with pytest.raises(FileNotFoundError, match=charlm.IMDB_DIR_ENV):
