@@ -11,6 +11,7 @@ import html
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
@@ -92,7 +93,6 @@ def test_chapters_import_course_lib_instead_of_redefining_it():
 
 @pytest.mark.slow
 def test_site_publishes_the_student_version_of_every_assignment(built_book):
-    import nbformat
 
     sources = sorted(p.name for p in (ROOT / "assignments" / "source").iterdir() if p.is_dir())
     published = {p.name: p for p in (HTML / "_downloads").glob("*/*.ipynb")}
@@ -122,3 +122,27 @@ def test_book_builds_with_warnings_as_errors_and_executes_every_chapter(built_bo
             src = re.search(r'src="([^"]+)"', img).group(1)
             assert (page_dir := (HTML / f).parent / src).exists(), f"{f}: missing image {page_dir}"
             assert re.search(r'alt="[^"]{20,}"', img), f"{f}: figure without alt text: {img[:120]}"
+
+
+@pytest.mark.slow
+def test_launch_buttons_open_each_chapter_as_a_notebook(built_book):
+    """Binder and JupyterHub open the chapter's MyST file (jupytext); Colab, which reads only .ipynb, opens the
+    executed notebook published with the site, whose first cell installs course_lib where it is missing."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    org_repo = config["repository"]["url"].removeprefix("https://github.com/").rstrip("/")
+    for f in chapters():
+        page = html.unescape((HTML / f"{f}.html").read_text())
+        colab = re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', page)
+        assert colab == [f"https://colab.research.google.com/github/{org_repo}/blob/gh-pages/_sources/{f}.ipynb"], colab
+        assert re.search(rf'href="https://mybinder\.org/v2/gh/{org_repo}/main\?urlpath=lab/tree/{f}\.md"', page)
+        assert "hub/user-redirect/git-pull?" in page
+        nb = nbformat.read(HTML / "_sources" / f"{f}.ipynb", as_version=4)
+        nbformat.validate(nb)
+        setup = nb.cells[0]
+        assert "course-setup" in setup.metadata.get("tags", []), f"{f}: the published notebook has no setup cell"
+        assert f"git+https://github.com/{org_repo}" in setup.source
+        compile(TransformerManager().transform_cell(setup.source), f"{f} setup cell", "exec")
+        assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{f}: notebook not executed"
+        assert sum("course-setup" in c.metadata.get("tags", []) for c in nb.cells) == 1

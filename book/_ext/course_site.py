@@ -4,9 +4,18 @@
   second copy throws ``Identifier 'THEBE_JS_URL' has already been declared`` in every page (the copies
   differ only in a filename of ``None`` versus ``''``, so Sphinx's own de-duplication misses them): identical
   inline scripts are dropped here before each page is written.
+* Colab opens only ``.ipynb`` files, and the chapters are MyST markdown. The theme copies each chapter's
+  executed notebook to ``_sources/<page>.ipynb`` in the site; the Colab button is pointed at that notebook on
+  the branch the site is published from (``course_site_published_branch``, default ``gh-pages``), and a first
+  cell is added to it that installs ``course_lib`` from the repository when the notebook runs where the
+  package is missing (a fresh Colab machine).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+
+SETUP_TAG = "course-setup"
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree):
@@ -23,7 +32,66 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
     scripts[:] = unique
 
 
+def _repository(app) -> tuple[str, str] | None:
+    """(org, repo) of a GitHub repository_url, else None."""
+    url = app.config.html_theme_options.get("repository_url", "").rstrip("/")
+    parts = url.split("/")
+    if len(parts) < 5 or parts[2] != "github.com":
+        return None
+    return parts[3], parts[4]
+
+
+def _colab_to_published_notebook(app, pagename, templatename, context, doctree):
+    """Point the Colab launch button at the executed notebook published with the site."""
+    repo = _repository(app)
+    if repo is None or not context.get("ipynb_source"):
+        return
+    org, name = repo
+    url = (f"https://colab.research.google.com/github/{org}/{name}/blob/"
+           f"{app.config.course_site_published_branch}/_sources/{context['ipynb_source']}")
+    for button in context.get("header_buttons", []):
+        for item in button.get("buttons", []) if isinstance(button, dict) else []:
+            if item.get("text") == "Colab":
+                item["url"] = url
+
+
+def setup_cell_source(app) -> str:
+    repo = _repository(app)
+    target = f"git+https://github.com/{repo[0]}/{repo[1]}" if repo else "course_lib"
+    return (
+        "# Setup: where course_lib is missing (a fresh Colab or Binder machine), install it from the course's\n"
+        "# repository. Where the course is installed (its .venv), this does nothing.\n"
+        "import importlib.util\n"
+        "\n"
+        "if importlib.util.find_spec(\"course_lib\") is None:\n"
+        f"    %pip install --quiet \"{target}\"\n"
+    )
+
+
+def _add_setup_cell(app, exception):
+    """Insert the setup cell at the top of every published chapter notebook (once)."""
+    if exception is not None or app.builder.format != "html":
+        return
+    import nbformat
+
+    source = setup_cell_source(app)
+    for path in sorted(Path(app.outdir, "_sources").rglob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        if nb.cells and SETUP_TAG in nb.cells[0].get("metadata", {}).get("tags", []):
+            continue
+        cell = nbformat.v4.new_code_cell(source, metadata={"tags": [SETUP_TAG]})
+        if nb.nbformat_minor < 5:  # cell ids arrived in nbformat 4.5
+            cell.pop("id", None)
+        nb.cells.insert(0, cell)
+        nbformat.validate(nb)
+        nbformat.write(nb, path)
+
+
 def setup(app):
+    app.add_config_value("course_site_published_branch", "gh-pages", "html")
     # early: Sphinx stops calling html-page-context handlers at the first one that returns a value
     app.connect("html-page-context", _dedupe_scripts, priority=100)
+    # late: after sphinx-book-theme has built the launch buttons (default priority 500)
+    app.connect("html-page-context", _colab_to_published_notebook, priority=900)
+    app.connect("build-finished", _add_setup_cell)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
