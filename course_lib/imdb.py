@@ -453,6 +453,11 @@ PRESETS = {
                   "model": {"cell": "gru", "embed_dim": 64, "hidden_size": 64, "bidirectional": True,
                             "pooling": "max_mean", "emb_dropout": 0.3, "dropout": 0.3},
                   "train": {"epochs": 4, "batch_size": 64, "lr": 2e-3, "max_len": 800}},
+    "bigru_wide": {"vocab_size": 30_000,
+                   "model": {"cell": "gru", "embed_dim": 96, "hidden_size": 80, "bidirectional": True,
+                             "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4},
+                   "train": {"epochs": 6, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.6, "max_len": 800,
+                             "max_seconds": 840}},
 }
 
 

@@ -35,6 +35,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
+    lr_decay: float = 1.0  # epoch e (from 1) trains at lr * lr_decay ** (e - 1); a function of the epoch, so resumable
     weight_decay: float = 0.0
     clip_grad: float | None = 5.0  # max gradient norm, None for no clipping
     max_len: int | None = 400  # truncate reviews to this many tokens
@@ -226,6 +227,9 @@ def fit(
         out_of_time = config.max_seconds is not None and sum(history["seconds"]) >= config.max_seconds
         if history["stopped_early"] or out_of_time:
             break
+        if config.lr_decay != 1.0:
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * config.lr_decay ** (epoch - 1)
         t0 = time.perf_counter()
         metrics = train_epoch(model, optimizer, train, config, epoch, device, progress)
         seconds = time.perf_counter() - t0

@@ -71,6 +71,20 @@ def test_fit_is_reproducible_and_restores_the_best_epoch(fake_data):
     assert ev["loss"] == pytest.approx(h1["val_loss"][best], rel=1e-12)
 
 
+def test_learning_rate_decays_once_per_epoch(fake_data):
+    train, val = fake_data.train.split(0.25, seed=0)
+    made, seen = [], []
+
+    def adam(params):
+        made.append(torch.optim.Adam(params, lr=0.02))
+        return made[-1]
+
+    config = TrainConfig(epochs=3, batch_size=16, lr=0.02, lr_decay=0.5, seed=0)
+    fit(tiny_model(len(fake_data.vocab)), train, val, config, device="cpu", progress=False, optimizer_factory=adam,
+        on_epoch_end=lambda h: seen.append(made[0].param_groups[0]["lr"]))
+    assert seen == pytest.approx([0.02, 0.01, 0.005])
+
+
 def test_early_stopping(fake_data):
     train, val = fake_data.train.split(0.25, seed=0)
     config = TrainConfig(epochs=10, batch_size=16, lr=0.0, patience=2, seed=0)  # lr 0: nothing ever improves
