@@ -131,6 +131,21 @@ def test_sandbox_command_isolates_the_submission(tmp_path):
     assert any(a.startswith("--as=") for a in cmd) and any(a.startswith("--nproc=") for a in cmd)
 
 
+def test_sandbox_sees_an_environment_that_lives_under_tmp(tmp_path, monkeypatch):
+    """A course or virtual environment under /tmp stays visible: the sandbox's empty /tmp goes under it."""
+    needs_sandbox()
+    env = tmp_path / "venv"
+    env.mkdir()
+    (env / "marker").write_text("visible")
+    (tmp_path / "work").mkdir()
+    roots = sandbox._python_roots()
+    monkeypatch.setattr(sandbox, "_python_roots", lambda: [*roots, str(env)])
+    cmd, _ = sandbox.command(str(tmp_path / "work"), Limits(), slot=0)
+    runner = cmd.index(sys.executable, cmd.index("--chdir"))
+    out = subprocess.run([*cmd[:runner], "/bin/cat", str(env / "marker")], capture_output=True, text=True, timeout=60)
+    assert out.stdout == "visible", out.stderr
+
+
 def test_refuses_without_a_sandbox_unless_trusted(monkeypatch, tmp_path):
     monkeypatch.setattr(sandbox, "available", lambda: (False, "bubblewrap (bwrap) is not installed"))
     with pytest.raises(GradingError, match="--no-sandbox-i-trust-this-code"):

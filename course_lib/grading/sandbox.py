@@ -91,7 +91,8 @@ def _dirs_for(paths: list[str]) -> list[str]:
             parent = parent.parent
     args = []
     for directory in sorted(ancestors, key=lambda p: p.count("/")):
-        if directory.split("/")[1] in ("usr", "bin", "sbin", "lib", "lib64", "etc", "tmp", "proc", "dev"):
+        if directory == "/tmp" or directory.split("/")[1] in ("usr", "bin", "sbin", "lib", "lib64", "etc", "proc",
+                                                               "dev"):
             continue
         args += ["--perms", "0755", "--dir", directory]
     return args
@@ -134,11 +135,12 @@ def command(workdir: str, limits: Limits, slot: int = 0, sandbox: bool = True) -
             "--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv"]
     for key, value in environment().items():
         args += ["--setenv", key, value]
-    args += _system_args() + _dirs_for(roots)
+    # the empty /tmp first: a course or virtual environment that lives under /tmp is bound on top of it
+    args += _system_args() + ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    args += _dirs_for(roots)
     for root in roots:
         args += ["--ro-bind", root, root]
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
-             "--perms", "0755", "--dir", WORKDIR, "--bind", workdir, WORKDIR, "--chdir", "/tmp"]
+    args += ["--perms", "0755", "--dir", WORKDIR, "--bind", workdir, WORKDIR, "--chdir", "/tmp"]
     args += _prlimit(limits)
     if os.geteuid() == 0:
         uid = UID_BASE + slot
