@@ -141,7 +141,8 @@ def test_every_internal_link_and_anchor_resolves(built_book):
 
 def search_terms() -> list[str]:
     toc = (ROOT / "_toc.yml").read_text()
-    return ["backpropagation", "gradient check"] + (["forget gate"] if "book/lstm" in toc else [])
+    return ["backpropagation", "gradient check"] + (["forget gate"] if "book/lstm" in toc else []) + (
+        ["sentiment"] if "book/imdb" in toc else [])
 
 
 @pytest.mark.slow
@@ -150,6 +151,7 @@ def test_search_finds_key_terms(site, browser, term):
     problems, page = load(browser, site + "search.html?q=" + term.replace(" ", "+"))
     page.wait_for_selector("#search-results li", timeout=20000)
     hits = page.eval_on_selector_all("#search-results li a", "els => els.map(e => e.getAttribute('href'))")
+    page.screenshot(path=str(SHOTS / f"search_{term.replace(' ', '_')}.png"))
     page.close()
     assert hits, f"search for {term!r} found nothing"
     assert not problems["js_errors"], problems["js_errors"]
