@@ -514,10 +514,7 @@ def train_run(
     data = load_imdb(vocab_size, min_freq, data_dir, cache, download=True, progress=progress)
     load_seconds = time.perf_counter() - t_load
     tcfg = TrainConfig.from_dict(train_config)
-    train = data.train
-    if train_limit is not None and train_limit < len(train):
-        train = train.subset(np.sort(np.random.default_rng(tcfg.seed).permutation(len(train))[:train_limit]))
-    fit_set, val_set = train.split(val_fraction, seed=tcfg.seed)
+    fit_set, val_set = fit_val_split(data.train, train_limit, val_fraction, tcfg.seed)
     mcfg = ModelConfig(**{**model_config, "vocab_size": len(data.vocab)})
     set_seed(tcfg.seed)
     model = SentimentRNN(mcfg)
@@ -543,6 +540,59 @@ def train_run(
     results["machine_end"] = _machine()
     _atomic_write(run / "results.json", lambda f: f.write(json.dumps(results, indent=1).encode()))
     return results
+
+
+def fit_val_split(train: SequenceDataset, train_limit: int | None, val_fraction: float, seed: int):
+    """The training reviews a run fits on and its validation reviews (how :func:`train_run` cuts them)."""
+    if train_limit is not None and train_limit < len(train):
+        train = train.subset(np.sort(np.random.default_rng(seed).permutation(len(train))[:train_limit]))
+    return train.split(val_fraction, seed=seed)
+
+
+def val_probabilities(run: str | os.PathLike, data_dir=None, cache=None) -> tuple[np.ndarray, np.ndarray]:
+    """A run's predicted probabilities and the labels on its own validation split, rebuilt as it was cut."""
+    from .train import evaluate
+
+    results = json.loads((Path(run) / "results.json").read_text())
+    model, vocab, tcfg = load_run(run)
+    data = load_imdb(results["data"]["vocab_size"], results["data"]["min_freq"], data_dir, cache)
+    if data.vocab != vocab:
+        raise DatasetError(f"the data no longer give the vocabulary that {run} was trained with")
+    _, val = fit_val_split(data.train, results["data"]["train_limit"], results["data"]["val_fraction"], tcfg.seed)
+    return evaluate(model, val, 2 * tcfg.batch_size, tcfg.max_len, tcfg.keep)["probs"], val.labels
+
+
+def best_ensemble(runs_dir: str | os.PathLike, names: list[str], budget_seconds: float = 900.0, max_size: int = 3,
+                  data_dir=None, cache=None) -> dict | None:
+    """The group of 2 to ``max_size`` recurrent runs, trained in at most ``budget_seconds`` together, whose
+    averaged probabilities have the highest validation accuracy; its test accuracy comes from the members' saved
+    test predictions, read only for the chosen group. Runs must share their validation split. None if no group
+    fits the budget."""
+    from itertools import combinations
+
+    runs_dir = Path(runs_dir)
+    results = {n: json.loads((runs_dir / n / "results.json").read_text()) for n in names}
+    split_of = {n: (json.dumps(r["data"], sort_keys=True), r["train_config"]["seed"]) for n, r in results.items()}
+    val = {n: val_probabilities(runs_dir / n, data_dir, cache) for n in names}
+    best = None
+    for k in range(2, max_size + 1):
+        for group in combinations(names, k):
+            seconds = sum(results[n]["train_seconds"] for n in group)
+            if seconds > budget_seconds or len({split_of[n] for n in group}) > 1:
+                continue
+            labels = val[group[0]][1]
+            accuracy = float(np.mean((np.mean([val[n][0] for n in group], axis=0) > 0.5) == labels))
+            if best is None or accuracy > best["val_accuracy"]:
+                best = {"members": list(group), "val_accuracy": accuracy, "train_seconds": seconds,
+                        "budget_seconds": budget_seconds, "n_val": len(labels)}
+    if best is None:
+        return None
+    tests = [np.load(runs_dir / n / "test_predictions.npz") for n in best["members"]]
+    y = tests[0]["labels"]
+    pred = (np.mean([t["probs"] for t in tests], axis=0) > 0.5).astype(np.int64)
+    best["test"] = {"accuracy": float(np.mean(pred == y)), "n": len(y),
+                    "confusion": [[int(np.sum((y == a) & (pred == b))) for b in (0, 1)] for a in (0, 1)]}
+    return best
 
 
 def load_run(run: str | os.PathLike, which: str = "best", device="cpu"):

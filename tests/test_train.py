@@ -239,3 +239,27 @@ def test_sequence_dataset_with_fit_requires_no_validation(fake_data):
     history = fit(tiny_model(len(fake_data.vocab)), small, None, TrainConfig(epochs=2, batch_size=16),
                   device="cpu", progress=False)
     assert history["val_loss"] == [] and history["best_epoch"] is None and len(history["train_loss"]) == 2
+
+
+def test_best_ensemble_is_chosen_on_validation_within_the_time_budget(tmp_path):
+    data = imdb.write_fake_dataset(tmp_path / "aclImdb", n_per_label=40, seed=3)
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    names = ["gru", "lstm", "rnn"]
+    for name in names:
+        imdb.train_run(name, {"cell": name, "embed_dim": 8, "hidden_size": 8, "pooling": "max_mean"},
+                       {"epochs": 2, "batch_size": 16, "lr": 0.01, "seed": 0}, vocab_size=60, val_fraction=0.25,
+                       data_dir=data, cache=cache, runs_dir=runs, progress=False)
+    val = {}
+    for name in names:
+        probs, labels = imdb.val_probabilities(runs / name, data, cache)
+        results = json.loads((runs / name / "results.json").read_text())
+        assert len(labels) == results["n_val"] == 20
+        assert np.mean((probs > 0.5) == labels) == pytest.approx(results["history"]["best_value"])  # same split
+        val[name] = probs, labels
+    best = imdb.best_ensemble(runs, names, budget_seconds=1e9, data_dir=data, cache=cache)
+    groups = [["gru", "lstm"], ["gru", "rnn"], ["lstm", "rnn"], names]
+    accuracy = {tuple(g): np.mean((np.mean([val[n][0] for n in g], axis=0) > 0.5) == val["gru"][1]) for g in groups}
+    assert best["val_accuracy"] == pytest.approx(max(accuracy.values()))
+    assert accuracy[tuple(best["members"])] == max(accuracy.values())
+    assert best["test"]["n"] == 80 and sum(map(sum, best["test"]["confusion"])) == 80
+    assert imdb.best_ensemble(runs, names, budget_seconds=0.0, data_dir=data, cache=cache) is None
