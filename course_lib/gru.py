@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from course_lib.lstm import _gate_scale, sigmoid
+from course_lib.rnn import torch_layer
 
 GATE_NAMES = ("reset", "update", "candidate")  # the column blocks r, z, n of Wx, Wh, bx and bh
 
@@ -254,15 +255,7 @@ def to_torch(Wx: np.ndarray, Wh: np.ndarray, bx: np.ndarray, bh: np.ndarray, dty
     """A ``torch.nn.GRU(D, H, batch_first=True)`` holding these weights (``dtype`` defaults to that of ``Wx``)."""
     import torch
 
-    D, H = Wx.shape[0], Wh.shape[0]
-    dtype = dtype or getattr(torch, np.dtype(Wx.dtype).name)
-    module = torch.nn.GRU(D, H, batch_first=True).to(dtype)
-    with torch.no_grad():
-        module.weight_ih_l0.copy_(torch.as_tensor(Wx.T))
-        module.weight_hh_l0.copy_(torch.as_tensor(Wh.T))
-        module.bias_ih_l0.copy_(torch.as_tensor(bx))
-        module.bias_hh_l0.copy_(torch.as_tensor(bh))
-    return module
+    return torch_layer(torch.nn.GRU, Wx, Wh, bx, bh, dtype)
 
 
 def from_torch(module) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

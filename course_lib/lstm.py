@@ -30,6 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from course_lib.rnn import torch_layer
+
 GATE_NAMES = ("input", "forget", "candidate", "output")  # the column blocks i, f, g, o of Wx, Wh and b
 
 
@@ -292,15 +294,7 @@ def to_torch(Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray, dtype=None):
     """
     import torch
 
-    D, H = Wx.shape[0], Wh.shape[0]
-    dtype = dtype or getattr(torch, np.dtype(Wx.dtype).name)
-    module = torch.nn.LSTM(D, H, batch_first=True).to(dtype)
-    with torch.no_grad():
-        module.weight_ih_l0.copy_(torch.as_tensor(Wx.T))
-        module.weight_hh_l0.copy_(torch.as_tensor(Wh.T))
-        module.bias_ih_l0.copy_(torch.as_tensor(b))
-        module.bias_hh_l0.zero_()
-    return module
+    return torch_layer(torch.nn.LSTM, Wx, Wh, b, None, dtype)
 
 
 def from_torch(module) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -247,14 +247,27 @@ def to_torch(Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray, dtype=None):
     """
     import torch
 
-    D, H = Wx.shape
+    return torch_layer(torch.nn.RNN, Wx, Wh, b, None, dtype, nonlinearity="tanh")
+
+
+def torch_layer(cls, Wx: np.ndarray, Wh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray | None, dtype=None, **kw):
+    """A one-layer batch-first ``cls`` (``torch.nn.RNN``, ``LSTM`` or ``GRU``) holding our weights.
+
+    Our weights are ``(inputs, outputs)``, torch's their transpose; ``b_hh=None`` zeroes torch's second bias.
+    Shared by :func:`to_torch` here and in :mod:`course_lib.lstm` and :mod:`course_lib.gru`.
+    """
+    import torch
+
     dtype = dtype or getattr(torch, np.dtype(Wx.dtype).name)
-    module = torch.nn.RNN(D, H, nonlinearity="tanh", batch_first=True).to(dtype)
+    module = cls(Wx.shape[0], Wh.shape[0], batch_first=True, **kw).to(dtype)
     with torch.no_grad():
         module.weight_ih_l0.copy_(torch.as_tensor(Wx.T))
         module.weight_hh_l0.copy_(torch.as_tensor(Wh.T))
-        module.bias_ih_l0.copy_(torch.as_tensor(b))
-        module.bias_hh_l0.zero_()
+        module.bias_ih_l0.copy_(torch.as_tensor(b_ih))
+        if b_hh is None:
+            module.bias_hh_l0.zero_()
+        else:
+            module.bias_hh_l0.copy_(torch.as_tensor(b_hh))
     return module
 
 
