@@ -549,13 +549,16 @@ def fit_val_split(train: SequenceDataset, train_limit: int | None, val_fraction:
     return train.split(val_fraction, seed=seed)
 
 
-def val_probabilities(run: str | os.PathLike, data_dir=None, cache=None) -> tuple[np.ndarray, np.ndarray]:
-    """A run's predicted probabilities and the labels on its own validation split, rebuilt as it was cut."""
+def val_probabilities(run: str | os.PathLike, data_dir=None, cache=None,
+                      data: ImdbData | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A run's predicted probabilities and the labels on its own validation split, rebuilt as it was cut.
+    ``data``: the encoded dataset, if the caller already loaded it with the run's vocabulary settings."""
     from .train import evaluate
 
     results = json.loads((Path(run) / "results.json").read_text())
     model, vocab, tcfg = load_run(run)
-    data = load_imdb(results["data"]["vocab_size"], results["data"]["min_freq"], data_dir, cache)
+    if data is None:
+        data = load_imdb(results["data"]["vocab_size"], results["data"]["min_freq"], data_dir, cache)
     if data.vocab != vocab:
         raise DatasetError(f"the data no longer give the vocabulary that {run} was trained with")
     _, val = fit_val_split(data.train, results["data"]["train_limit"], results["data"]["val_fraction"], tcfg.seed)
@@ -573,7 +576,13 @@ def best_ensemble(runs_dir: str | os.PathLike, names: list[str], budget_seconds:
     runs_dir = Path(runs_dir)
     results = {n: json.loads((runs_dir / n / "results.json").read_text()) for n in names}
     split_of = {n: (json.dumps(r["data"], sort_keys=True), r["train_config"]["seed"]) for n, r in results.items()}
-    val = {n: val_probabilities(runs_dir / n, data_dir, cache) for n in names}
+    loaded: dict[tuple, ImdbData] = {}  # one load per vocabulary setting, not one per run
+    val = {}
+    for n in names:
+        key = (results[n]["data"]["vocab_size"], results[n]["data"]["min_freq"])
+        if key not in loaded:
+            loaded[key] = load_imdb(*key, data_dir, cache)
+        val[n] = val_probabilities(runs_dir / n, data=loaded[key])
     best = None
     for k in range(2, max_size + 1):
         for group in combinations(names, k):
