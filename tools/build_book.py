@@ -7,7 +7,9 @@ Run by ``make book`` and by the book test. Two steps:
    role, so the site publishes the notebooks students work on (solutions and hidden tests removed).
 2. Jupyter Book builds the site with ``-W``. It caches each chapter's execution keyed on the chapter's own
    text, so a change in course_lib alone would leave stale outputs and figures; this script drops the
-   execution cache whenever course_lib's source changes.
+   execution cache whenever course_lib's source changes. Sphinx, for its part, skips pages whose source did
+   not change, which would keep those stale outputs and let a page that failed in one build pass silently in
+   the next; so every page is re-read each time (``--all``), which costs seconds with a warm execution cache.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def build(strict: bool = True) -> int:
     current = tree_hash(ROOT / "course_lib", pattern="*.py")
     if not stamp.exists() or stamp.read_text() != current:
         shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
-    cmd = [str(BIN / "jupyter-book"), "build", str(ROOT), "--path-output", str(ROOT)]
+    cmd = [str(BIN / "jupyter-book"), "build", str(ROOT), "--path-output", str(ROOT), "--all"]
     if strict:
         cmd += ["-W", "--keep-going"]
     result = subprocess.run(cmd, cwd=ROOT, env=tool_env())
