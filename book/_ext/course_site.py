@@ -8,7 +8,8 @@
   executed notebook to ``_sources/<page>.ipynb`` in the site; the Colab button is pointed at that notebook on
   the branch the site is published from (``course_site_published_branch``, default ``gh-pages``), and a first
   cell is added to it that installs ``course_lib`` from the repository when the notebook runs where the
-  package is missing (a fresh Colab machine).
+  package is missing (a fresh Colab machine). The outputs are filled in from the execution cache where myst-nb
+  left them out (pages whose outputs came from the cache).
 """
 
 from __future__ import annotations
@@ -68,8 +69,27 @@ def setup_cell_source(app) -> str:
     )
 
 
+def _with_cached_outputs(app, nb):
+    """The notebook with its outputs from the execution cache, if it is there.
+
+    myst-nb writes the notebook it parsed, and when a page's outputs come from the cache it does not put them
+    into that notebook (only freshly executed pages get them); so a rebuild with a warm cache would publish
+    notebooks without outputs.
+    """
+    from contextlib import suppress
+
+    from jupyter_cache import get_cache
+
+    cache_path = app.config.nb_execution_cache_path or str(Path(app.outdir).parent / ".jupyter_cache")
+    if not Path(cache_path).exists():
+        return nb
+    with suppress(KeyError):
+        return get_cache(cache_path).merge_match_into_notebook(nb)[1]
+    return nb
+
+
 def _add_setup_cell(app, exception):
-    """Insert the setup cell at the top of every published chapter notebook (once)."""
+    """Complete every published chapter notebook: cached outputs, and the setup cell at the top (once)."""
     if exception is not None or app.builder.format != "html":
         return
     import nbformat
@@ -79,6 +99,7 @@ def _add_setup_cell(app, exception):
         nb = nbformat.read(path, as_version=4)
         if nb.cells and SETUP_TAG in nb.cells[0].get("metadata", {}).get("tags", []):
             continue
+        nb = _with_cached_outputs(app, nb)
         cell = nbformat.v4.new_code_cell(source, metadata={"tags": [SETUP_TAG]})
         if nb.nbformat_minor < 5:  # cell ids arrived in nbformat 4.5
             cell.pop("id", None)
