@@ -1,0 +1,66 @@
+"""Claims: the sentences of the book that describe a run, checked by the run itself.
+
+A number in a chapter's prose is inserted by the run (myst-nb ``glue``). A qualitative sentence about a run
+("the LSTM learns lag 40 with every seed") cannot be inserted, so the cell that produces the run states it
+with :func:`claim` beside the data that backs it. When a change in the code, the data or a library makes the
+run stop supporting the sentence, the cell raises :class:`ClaimError` and the book build fails, naming the
+sentence and the evidence, instead of publishing a page whose prose contradicts its own output.
+
+Example (in a hidden cell, ``tags: [remove-cell]``, right after the experiment)::
+
+    claim(acc["lstm"].min() > 0.9, "the LSTM learns lag 40 with every seed", accuracies=acc["lstm"])
+
+:func:`glue` is myst-nb's ``glue`` with display off, so that ``{glue:text}`name:.1f``` in the prose shows
+the run's value; :func:`claims_made` lists what a page claimed (the build's tests count them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_MADE: list[str] = []
+
+
+class ClaimError(AssertionError):
+    """The run no longer supports a sentence of the book."""
+
+
+def _describe(value: Any) -> str:
+    try:
+        import numpy as np
+
+        if isinstance(value, np.ndarray):
+            return np.array2string(value, precision=4, threshold=20)
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        pass
+    text = repr(value)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def claim(condition: Any, sentence: str, **evidence: Any) -> None:
+    """Fail the build with :class:`ClaimError` unless ``condition`` holds.
+
+    Args:
+        condition: the check, computed from the run's results (anything with a truth value; a numpy bool).
+        sentence: the sentence of the prose that the check backs, as the reader sees it.
+        evidence: the values the check looked at, shown in the error when it fails.
+    """
+    if not sentence or not isinstance(sentence, str):
+        raise TypeError("claim() needs the sentence it backs")
+    if not bool(condition):
+        shown = "; ".join(f"{k} = {_describe(v)}" for k, v in evidence.items()) or "no evidence given"
+        raise ClaimError(f"the run no longer supports the sentence {sentence!r} ({shown})")
+    _MADE.append(sentence)
+
+
+def claims_made() -> list[str]:
+    """The sentences checked so far in this process (one page's kernel)."""
+    return list(_MADE)
+
+
+def glue(name: str, value: Any) -> Any:
+    """Make ``value`` available to the prose as ``{glue:text}`name``` (myst-nb), without displaying it."""
+    from myst_nb import glue as _glue
+
+    _glue(name, value, display=False)
+    return value

@@ -1,0 +1,21 @@
+import numpy as np
+import pytest
+
+from course_lib.claims import ClaimError, claim, claims_made
+
+
+def test_claim_passes_and_is_recorded():
+    claim(np.float64(0.95) > 0.9, "the model learns the task")
+    assert "the model learns the task" in claims_made()
+
+
+def test_claim_fails_with_the_sentence_and_evidence():
+    with pytest.raises(ClaimError) as error:
+        claim(np.array([0.9, 0.2]).min() > 0.5, "every seed learns lag 40", accuracy=np.array([0.9, 0.2]))
+    message = str(error.value)
+    assert "every seed learns lag 40" in message and "accuracy = [0.9 0.2]" in message
+
+
+def test_claim_needs_a_sentence():
+    with pytest.raises(TypeError):
+        claim(True, "")
