@@ -445,6 +445,30 @@ class Test:
         publish_display_data({MIME: json.loads(text)})
 
 
+class _LazyModule:
+    """A module imported on first use: references in test cells, never touched in a student's sandbox."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attribute)
+
+    def __repr__(self) -> str:
+        return f"<reference {self._name} (imported on first use)>"
+
+
+def reference(module: str) -> _LazyModule:
+    """``ref = reference("course_lib.rnn")`` in a setup cell; ``lambda: ref.rnn_forward(...)`` in checks.
+
+    The module is imported only when a reference is computed (``assert`` mode, or the grader's reference run),
+    so setup cells stay runnable in the sandbox where course_lib's solutions are not installed.
+    """
+    return _LazyModule(module)
+
+
 def records_of(outputs: list[dict]) -> list[dict]:
     """The check records among a cell's outputs (display_data with :data:`MIME`), in order."""
     found = []

@@ -124,3 +124,12 @@ def test_hidden_inputs_follow_the_instructor_secret(monkeypatch):
     monkeypatch.setenv("RNN_COURSE_GRADING_KEY", checks.grading_key("class of 2026", "alice"))
     np.testing.assert_array_equal(Test("q", hidden=True).rng.standard_normal(3),
                                   Test("q", hidden=True).rng.standard_normal(3))
+
+
+def test_reference_modules_are_imported_on_first_use(monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "course_lib.gru", raising=False)
+    ref = checks.reference("course_lib.gru")
+    assert "course_lib.gru" not in sys.modules
+    assert callable(ref.gru_step_forward) and "course_lib.gru" in sys.modules
