@@ -6,53 +6,60 @@ submission into the standard nbgrader gradebook, like ``nbgrader autograde``, bu
 * in parallel (``--workers``, default: one per core), with a progress bar;
 * each submission in a bubblewrap sandbox (:mod:`.sandbox`): no network, a filesystem with only its working
   copy, an unprivileged uid, CPU/wall/memory/process/output/file-size limits (:mod:`.limits`);
-* with verdicts the student's code cannot forge by patching the notebook machinery (:mod:`.harness`).
+* with verdicts decided from data outside the student's process (:mod:`.verdict`, :mod:`course_lib.checks`).
 
-Modules, in the order a submission meets them: :mod:`.prepare` (trusted, with the gradebook: nbgrader's
-sanitizing plus metadata reset and restoration of deleted tests), :mod:`.sandbox` and :mod:`.runner` (the only
-untrusted execution), :mod:`.harness` (inside the kernel), :mod:`.verdict` (trusted: checks the signed
-verdicts), :mod:`.scoring` (trusted: nbgrader's scoring preprocessors write the gradebook), :mod:`.summary`.
-:mod:`.pool` runs the pool (and holds :func:`autograde`).
+Modules, in the order a submission meets them: :mod:`.reference` (trusted: the source notebook's reference
+run, once per class or per student, and the restricted course_lib), :mod:`.prepare` (trusted, with the
+gradebook: nbgrader's sanitizing plus metadata reset and restoration of deleted tests), :mod:`.sandbox` and
+:mod:`.runner` (the only untrusted execution), :mod:`.verdict` (trusted: compares the submission's check
+records with the reference's), :mod:`.scoring` (trusted: nbgrader's scoring preprocessors write the
+gradebook), :mod:`.summary`. :mod:`.pool` runs the pool (and holds :func:`autograde`).
 
 Threat model
 ------------
 The adversary is a student who submits any notebook (any code, any metadata, any bytes) and knows this
-module's source. The instructor's machine, the gradebook and the other submissions are trusted; the grader's
-own code (venv, course_lib) is read-only to the student.
+package's source. The instructor's machine, the gradebook, the source notebooks and the other submissions are
+trusted; the grader's own code (venv, course_lib) is read-only to the student.
+
+*Verdicts (hold against any code in the kernel).* A graded test cell only computes in the student's kernel:
+it calls the student's functions on the test's inputs and publishes the results as plain data (JSON numbers,
+strings and base64 arrays; nothing executable, never pickle). The trusted parent, which runs no student code,
+compares each value with the value the *source* notebook's solution produced for the same check in its own
+reference run, under the reference run's tolerance, rule and hints (:func:`course_lib.checks.judge_cell`);
+the student's copy of a check's specification is ignored. A check with no value, two values, or a wrong one
+fails. So patching IPython, ``showtraceback``, ``sys.stderr``, the display publisher, the assertion modules,
+``course_lib.checks`` itself, or forging records, gains nothing: to score, a submission must hand back the
+right values for the test's inputs. What remains: a submission that computes the right values *somehow*
+scores, for instance by embedding answers precomputed from the public notebook; an instructor secret
+(``RNN_COURSE_GRADING_SECRET`` or ``--secret-file``; per student with ``--per-student-inputs``) draws the hidden
+tests' inputs from values the public repository does not reveal. Rule checks (e.g. "the loss decreases")
+judge a property of handed-back values, which a submission could fabricate; they carry few points.
+
+*The reference is absent.* The sandbox binds a restricted copy of course_lib over the real one: the modules
+the source notebook lists (``"course": {"sandbox_modules": [...]}``), ``course_lib.checks`` and the grading
+runner; every other module is a stub that raises ``ImportError``. No thread, profile hook or import trick can
+call code that is not there. Attempts are reported (a static scan of the answers and the stubs' errors).
 
 *Confinement (holds against any code).* Student code runs only in the sandbox: it cannot reach the network
-(not even 127.0.0.1 of the host), cannot see or change the course directory, the gradebook, the hidden tests
-on disk or other submissions, and is stopped by the limits. The notebook with its hidden tests reaches the
-sandbox through a pipe and the kernel receives each test only when that test runs. Only the trusted parent
-writes the gradebook, from notebooks it sanitized itself (locked and test cells restored, grade metadata
-reset, fake graded cells disarmed, deleted tests put back, malformed files scored zero).
+(not even 127.0.0.1 of the host), cannot see or change the course directory, the gradebook, the reference
+data, the hidden tests on disk or other submissions, and is stopped by the limits. The notebook with its
+hidden tests reaches the sandbox through a pipe. The hidden tests' code does run in the kernel (it must call
+the student's functions), so a submission can read it there; feedback removes it (:mod:`.feedback`), and with
+a secret, reading it reveals no expected value. Only the trusted parent writes the gradebook, from notebooks
+it sanitized itself (locked and test cells restored, grade metadata reset, fake graded cells disarmed,
+deleted tests put back, malformed files scored zero).
 
-*Verdicts (holds against patching the reporting path).* A test passes only with a record signed (HMAC-SHA256,
-a fresh key per run, delivered to the kernel before any student code runs and kept in C state) by the
-harness's own ``try``/``except`` around that test, with the right run, cell, position and test source. So
-patching IPython's ``showtraceback``, ``sys.excepthook``, ``sys.stderr``, ``run_cell``, display or kernel
-messages, killing or hanging the kernel, skipping cells, forging records or calling the harness from the
-submission never turns a failing test into a pass. Replacing builtins (``AssertionError``, ``abs``...), the
-assertion modules (``numpy.testing``, ``torch.testing``, ``course_lib.testing``), ``sys.modules`` entries, or
-leaving a trace/profile function makes the test's verdict ``tampered`` (zero, reported); rebinding a name that
-an instructor cell defined (``np``, ``rel_error``) is undone before each test.
-
-*Limits (what is not claimed).* The tests call the student's functions in the same Python process, so code
-written specifically against this harness can still win: e.g. reach the HMAC object through the wrapper's
-closure and sign its own record, skip test lines with a trace function that removes itself, or patch an
-object the checks do not watch (a numpy array method, a library function other than the assertion modules).
-Such code is confined by the sandbox, but its score is not trustworthy; only tests that compare results in
-a separate process would close this gap. Resource limits are per process (RLIMIT_*; no cgroups); the
-separate uid per worker (and so a process limit per submission) exists only when the grader runs as root
-(tested); as a normal user RLIMIT_NPROC is counted against that user (not tested here). Partial credit through a test's
-``execute_result`` uses the value the harness signed.
+*Limits (what is not claimed).* Resource limits are per process (RLIMIT_*) plus what :mod:`.sandbox` says it
+enforces on this host; the separate uid per worker exists only when the grader runs as root. Under plain
+``nbgrader autograde`` (in-process, no sandbox) the same test cells compare in the student's process, with
+the old guarantees only: use this command for grades that must hold.
 """
 
 __all__ = ["GradingError", "Limits", "Outcome", "autograde"]
 
 
 def __getattr__(name: str):
-    # lazy: the sandbox imports .runner and the kernel imports .harness, neither needs nbgrader or SQLAlchemy
+    # lazy: the sandbox imports .runner, which needs neither nbgrader nor SQLAlchemy
     if name in ("GradingError", "Outcome", "autograde"):
         from . import pool
 

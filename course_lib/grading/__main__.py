@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--course", default=".", help="the nbgrader course directory (default: current directory)")
     p.add_argument("--report-dir", default=None, help="where to write grades.csv, problems.csv, scores.png "
                                                        "(default: <course>/reports/<assignment>)")
+    p.add_argument("--secret-file", default=None,
+                   help="a file holding the instructor's secret that seeds the hidden tests' inputs (default: "
+                        "the RNN_COURSE_GRADING_SECRET variable; none: the published fixed inputs)")
+    p.add_argument("--per-student-inputs", action="store_true",
+                   help="with a secret: different hidden inputs for every student (one reference run each)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-sandbox-i-trust-this-code", dest="trust", action="store_true",
                    help="run submissions WITHOUT a sandbox, with your own rights (only for code you trust)")
@@ -39,9 +44,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.trust:
             print("WARNING: --no-sandbox-i-trust-this-code: students' code runs with YOUR rights, "
                   "without network, filesystem or user isolation.", file=sys.stderr)
+        secret = None
+        if args.secret_file:
+            try:
+                with open(args.secret_file, encoding="utf-8") as f:
+                    secret = f.read().strip()
+            except (OSError, UnicodeDecodeError) as error:
+                raise GradingError(f"cannot read the secret file: {error}") from None
+            if not secret:
+                raise GradingError(f"the secret file {args.secret_file} is empty")
+        if args.per_student_inputs and not (secret or os.environ.get("RNN_COURSE_GRADING_SECRET")):
+            raise GradingError("--per-student-inputs needs a secret (--secret-file or RNN_COURSE_GRADING_SECRET)")
         start = time.perf_counter()
         outcomes = autograde(args.course, args.assignment, students=args.student, workers=args.workers,
-                             db_url=args.db_url, limits=limits, trust=args.trust, progress=not args.quiet)
+                             db_url=args.db_url, limits=limits, trust=args.trust, progress=not args.quiet,
+                             secret=secret, per_student=args.per_student_inputs)
         seconds = time.perf_counter() - start
         _, coursedir = load_course(args.course, args.db_url)
         maxima = max_scores(coursedir.db_url, args.assignment)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import secrets
 import shutil
 import signal
 import subprocess
@@ -23,15 +22,18 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.coursedir import CourseDirectory
 from tqdm.auto import tqdm
 from traitlets.config.loader import PyFileConfigLoader
 
-from . import sandbox, scoring
+from course_lib.checks import grading_key
+
+from . import reference, sandbox, scoring
 from .limits import Limits
 from .prepare import Prepared, SourceInfo, copy_files, load_source_info, prepare
-from .verdict import Verdict, apply, check
+from .verdict import Verdict, apply, decide
 
 
 class GradingError(RuntimeError):
@@ -81,7 +83,7 @@ def submissions(coursedir, assignment: str, students: list[str] | None) -> list[
 
 def classify(cell_results: dict, verdicts: dict[str, Verdict], limits: Limits,
              stop_reason: str | None = None) -> list[tuple[str, str]]:
-    """Problems of a run: timeouts, crashes, limits, tampering."""
+    """Problems of a run: timeouts, crashes, limits."""
     problems = []
     for result in cell_results.values():
         status, reason = result.get("status"), result.get("reason")
@@ -95,8 +97,6 @@ def classify(cell_results: dict, verdicts: dict[str, Verdict], limits: Limits,
     for grade_id, verdict in verdicts.items():
         if verdict.ename == "MemoryError":
             problems.append(("exceeded a limit", f"{grade_id}: MemoryError (mem={limits.mem} MiB)"))
-        elif verdict.tampered:
-            problems.append(("tampered", f"{grade_id}: {verdict.reason}"))
     if stop_reason and not any(kind in ("timed out", "crashed", "exceeded a limit") for kind, _ in problems):
         problems.append(("crashed", stop_reason))
     return list(dict.fromkeys(problems))
@@ -106,8 +106,15 @@ class Grader:
     """Grades submissions of one assignment; see :func:`autograde`."""
 
     def __init__(self, root, assignment: str, db_url: str | None = None, limits: Limits | None = None,
-                 use_sandbox: bool = True, workers: int | None = None):
+                 use_sandbox: bool = True, workers: int | None = None, secret: str | None = None,
+                 per_student: bool = False):
         self.config, self.coursedir = load_course(root, db_url)
+        self.secret = os.environ.get("RNN_COURSE_GRADING_SECRET", "") if secret is None else secret
+        self.per_student = bool(per_student and self.secret)
+        self.references: dict[tuple[str, str], dict[str, list[dict]]] = {}
+        self.reference_lock = threading.Lock()
+        self.private = tempfile.mkdtemp(prefix="grading-course-lib-")  # restricted course_lib per notebook
+        self.restricted: dict[str, str] = {}
         self.assignment = assignment
         self.db_url = self.coursedir.db_url
         timeout = self.config.get("Execute", {}).get("timeout")
@@ -126,9 +133,82 @@ class Grader:
             raise GradingError(f"assignment {assignment!r} is not in the gradebook: run "
                                f"`nbgrader generate_assignment {assignment}` first") from None
 
-    def run_sandboxed(self, job: dict, workdir: str, slot: int) -> tuple[dict | None, str | None]:
+    def key_for(self, student: str) -> str:
+        """The derived key of the hidden inputs (per class, or per student); "" without a secret."""
+        return grading_key(self.secret, student if self.per_student else "") if self.secret else ""
+
+    def source_path(self, name: str) -> Path:
+        return Path(self.coursedir.format_path(self.coursedir.source_directory, ".", self.assignment)) / \
+            f"{name}.ipynb"
+
+    def restricted_for(self, name: str) -> str:
+        """The restricted course_lib folder (its parent, for PYTHONPATH) of notebook ``name``."""
+        with self.reference_lock:
+            if name not in self.restricted:
+                allowed = reference.sandbox_modules(nbformat.read(self.source_path(name), as_version=4))
+                folder = os.path.join(self.private, name)
+                reference.restricted_course_lib(allowed, folder)
+                self.restricted[name] = folder
+            return self.restricted[name]
+
+    def reference_records(self, name: str, key: str, slot: int) -> dict[str, list[dict]]:
+        """grade_id -> reference records of notebook ``name`` for inputs ``key`` (cached on disk)."""
+        with self.reference_lock:
+            if (name, key) in self.references:
+                return self.references[(name, key)]
+            info = self.infos[name]
+            source_nb = nbformat.read(self.source_path(name), as_version=4)
+            tests = {g: info.sources[g]["source"] for g in info.graded if g in info.sources}
+            cells = reference.source_cells(source_nb, tests)
+            digest = reference.cache_key(self.source_path(name), cells, key)
+            cache = Path(self.coursedir.root) / ".grading" / "reference" / self.assignment
+            records = reference.load_cached(cache, digest)
+            if records is None:
+                job = self.job(source_nb, cells, "reference", key)
+                workdir = self.workdir(slot, None)
+                try:
+                    result, failure = self.run_sandboxed(job, workdir, slot)
+                finally:
+                    shutil.rmtree(workdir, ignore_errors=True)
+                if failure or result is None:
+                    raise GradingError(f"the reference run of {name}.ipynb failed: {failure}")
+                try:
+                    records = reference.records_by_grade_id(result, cells)
+                except reference.ReferenceError_ as error:
+                    raise GradingError(str(error)) from None
+                reference.save_cached(cache, digest, records)
+            self.references[(name, key)] = records
+            return records
+
+    def job(self, nb, cells: list[dict], mode: str, key: str, restricted: str | None = None) -> dict:
+        env = {"RNN_COURSE_CHECKS": mode, "RNN_COURSE_GRADING_KEY": key}
+        if restricted and not self.use_sandbox:
+            env["PYTHONPATH"] = restricted  # no sandbox to bind it over the real course_lib: shadow it
+        return {"cells": [{k: c[k] for k in ("index", "kind", "source")} for c in cells], "env": env,
+                "kernel_name": (nb.metadata.get("kernelspec") or {}).get("name", "python3"),
+                "cell_timeout": self.limits.cell, "startup_timeout": self.limits.startup,
+                "output_limit": int(self.limits.output * 1024 * 1024)}
+
+    def workdir(self, slot: int, student: str | None) -> str:
+        """A fresh working copy: the assignment's files, then the files the instructor lets students provide."""
+        workdir = tempfile.mkdtemp(prefix=f"grading-{slot}-")
+        source = self.coursedir.format_path(self.coursedir.source_directory, ".", self.assignment)
+        copy_files(source, source, workdir, list(self.coursedir.ignore), [])
+        if student is not None:
+            submitted = self.coursedir.format_path(self.coursedir.submitted_directory, student, self.assignment)
+            for relative in self.keep:
+                if os.path.isfile(os.path.join(submitted, relative)):
+                    os.makedirs(os.path.dirname(os.path.join(workdir, relative)), exist_ok=True)
+                    shutil.copy(os.path.join(submitted, relative), os.path.join(workdir, relative))
+        sandbox.prepare_workdir(workdir, slot)
+        return workdir
+
+    def run_sandboxed(self, job: dict, workdir: str, slot: int,
+                      course_lib_dir: str | None = None) -> tuple[dict | None, str | None]:
         """Run the runner on ``job``; (result, None) or (None, why it failed)."""
-        cmd, env = sandbox.command(workdir, self.limits, slot=slot, sandbox=self.use_sandbox)
+        job = dict(job, workdir=sandbox.WORKDIR if self.use_sandbox else workdir)
+        cmd, env = sandbox.command(workdir, self.limits, slot=slot, sandbox=self.use_sandbox,
+                                   course_lib_dir=course_lib_dir if self.use_sandbox else None)
         with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env=env, start_new_session=True) as proc:
             try:
@@ -147,47 +227,40 @@ class Grader:
 
     def grade_notebook(self, prepared: Prepared, name: str, slot: int, outcome: Outcome) -> None:
         nb, cells = prepared.notebooks[name], prepared.jobs[name]
-        info = self.infos[name]
-        key, run_id = secrets.token_bytes(32), secrets.token_hex(8)
-        workdir = tempfile.mkdtemp(prefix=f"grading-{slot}-")
+        key = self.key_for(prepared.student)
+        expected = self.reference_records(name, key, slot)
+        restricted = self.restricted_for(name)
+        allowed = reference.sandbox_modules(nbformat.read(self.source_path(name), as_version=4))
+        used = reference.forbidden_uses([c["source"] for c in cells if c["kind"] == "student"], allowed)
+        if used:
+            outcome.problems.append(("used the reference", "the answers name " + ", ".join(used) +
+                                     ", which the grader does not provide (answers must do their own work)"))
+        workdir = self.workdir(slot, prepared.student)
         try:
-            source = self.coursedir.format_path(self.coursedir.source_directory, ".", self.assignment)
-            copy_files(source, source, workdir, list(self.coursedir.ignore), [])
-            submitted = self.coursedir.format_path(self.coursedir.submitted_directory, prepared.student,
-                                                   self.assignment)
-            for relative in self.keep:  # files the instructor lets students provide
-                if os.path.isfile(os.path.join(submitted, relative)):
-                    os.makedirs(os.path.dirname(os.path.join(workdir, relative)), exist_ok=True)
-                    shutil.copy(os.path.join(submitted, relative), os.path.join(workdir, relative))
-            sandbox.prepare_workdir(workdir, slot)
-            job = {"cells": cells, "key": key.hex(), "run_id": run_id, "student_names": info.student_names,
-                   "kernel_name": (nb.metadata.get("kernelspec") or {}).get("name", "python3"),
-                   "cell_timeout": self.limits.cell, "startup_timeout": self.limits.startup,
-                   "output_limit": int(self.limits.output * 1024 * 1024),
-                   "workdir": sandbox.WORKDIR if self.use_sandbox else workdir}
-            result, failure = self.run_sandboxed(job, workdir, slot)
+            job = self.job(nb, cells, "record", key, restricted)
+            result, failure = self.run_sandboxed(job, workdir, slot, os.path.join(restricted, "course_lib"))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         cell_results = (result or {}).get("cells", {})
         if failure:
             outcome.problems.append(("timed out" if "wall-clock" in failure else "crashed", failure))
+        marker = reference.STUB_MESSAGE.split("{module}")[1]
+        blocked = sorted({str(o.get("evalue", "")).split(" ")[0] for r in cell_results.values()
+                          for o in r.get("outputs", []) if isinstance(o, dict) and o.get("output_type") == "error"
+                          and marker in str(o.get("evalue", ""))})
+        if blocked and not used:
+            outcome.problems.append(("used the reference", "the answers imported " + ", ".join(blocked)[:300] +
+                                     ", which the grader does not provide (answers must do their own work)"))
         verdicts: dict[int, Verdict] = {}
         by_id: dict[str, Verdict] = {}
-        seq = 0
         for spec in cells:
-            if spec["kind"] == "student":
+            if spec["kind"] != "test":
                 continue
-            seq += 1
-            if spec["kind"] == "test":
-                verdict = check(cell_results.get(str(spec["index"])), key, run_id, seq, spec["index"],
-                                spec["source"])
-                verdicts[spec["index"]] = verdict
-                grade_id = nb.cells[spec["index"]].metadata["nbgrader"]["grade_id"]
-                by_id[grade_id] = verdict
-                outcome.tests[grade_id] = verdict.reason
-                if verdict.restored:
-                    outcome.notes.append(f"{grade_id}: instructor names restored before the test: "
-                                         + ", ".join(verdict.restored))
+            grade_id = nb.cells[spec["index"]].metadata["nbgrader"]["grade_id"]
+            verdict = decide(cell_results.get(str(spec["index"])), expected.get(grade_id, []))
+            verdicts[spec["index"]] = verdict
+            by_id[grade_id] = verdict
+            outcome.tests[grade_id] = verdict.reason
         outcome.problems.extend(classify(cell_results, by_id, self.limits, (result or {}).get("stop_reason")))
         apply(nb, cell_results, verdicts)
         if result and result.get("language_info"):
@@ -220,6 +293,9 @@ class Grader:
 
     def grade_all(self, students: list[str], progress: bool = True) -> list[Outcome]:
         outcomes = []
+        if students and not self.per_student:  # the class's reference data first: a broken source fails here
+            for name in self.infos:
+                self.reference_records(name, self.key_for(""), 0)
         # nbgrader 0.9.6's Gradebook triggers harmless SQLAlchemy 2 autoflush warnings (nbgrader autograde too)
         warnings.filterwarnings("ignore", message=".*not in session.*")
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
@@ -238,7 +314,7 @@ def max_scores(db_url: str, assignment: str) -> dict[str, float]:
 
 def autograde(root, assignment: str, students: list[str] | None = None, workers: int | None = None,
               db_url: str | None = None, limits: Limits | None = None, trust: bool = False,
-              progress: bool = True) -> list[Outcome]:
+              progress: bool = True, secret: str | None = None, per_student: bool = False) -> list[Outcome]:
     """Grade the submissions of ``assignment`` in the course directory ``root`` into its gradebook.
 
     Args:
@@ -249,6 +325,9 @@ def autograde(root, assignment: str, students: list[str] | None = None, workers:
         db_url: gradebook URL (default: the course's, e.g. sqlite:///gradebook.db; or postgresql://...).
         limits: resource limits (default: :class:`Limits`, with the cell timeout from nbgrader's config).
         trust: run without a sandbox where none is available (the instructor trusts every submission).
+        secret: the instructor's secret that seeds the hidden tests' inputs (default:
+            ``RNN_COURSE_GRADING_SECRET``; empty: the fixed inputs of the published notebook).
+        per_student: with a secret, different hidden inputs for every student (one reference run each).
 
     Returns:
         one :class:`Outcome` per submission, sorted by student.
@@ -259,5 +338,6 @@ def autograde(root, assignment: str, students: list[str] | None = None, workers:
             f"no sandbox available: {why}.\nRefusing to run students' code with your rights. Install "
             "bubblewrap (e.g. `apt-get install bubblewrap`) with user namespaces enabled, or, only if you trust "
             "every submission, pass --no-sandbox-i-trust-this-code.")
-    grader = Grader(root, assignment, db_url=db_url, limits=limits, use_sandbox=ok and not trust, workers=workers)
+    grader = Grader(root, assignment, db_url=db_url, limits=limits, use_sandbox=ok and not trust, workers=workers,
+                    secret=secret, per_student=per_student)
     return grader.grade_all(submissions(grader.coursedir, assignment, students), progress=progress)

@@ -1,10 +1,11 @@
 """Executes one prepared notebook in a fresh kernel: the only part of grading that runs inside the sandbox.
 
 ``python -I -m course_lib.grading.runner`` reads a job (JSON) on stdin: the code cells to run, each marked
-``student``, ``instructor`` or ``test``, the per-run key and limits. It writes the result (JSON) on stdout:
+``student``, ``instructor`` or ``test``, the limits, and the kernel's check mode (``record`` for a submission,
+``reference`` for the source notebook; see :mod:`course_lib.checks`). It writes the result (JSON) on stdout:
 for each cell, its outputs, execution count, how its execution ended (``ok``, ``timeout``, ``dead``,
-``output_limit``, ``not_run``) and the signed verdict records the harness published in it. The runner never
-sees the gradebook and never decides a score: the trusted parent checks the signatures and scores.
+``output_limit``, ``not_run``) and the check records it published (plain data). The runner never sees the
+gradebook, the reference values or a verdict: the trusted parent compares and scores.
 
 The notebook (with its hidden tests) reaches this process through a pipe and never touches the sandbox's
 disk; the runner makes itself non-dumpable, so the kernel (same uid) cannot read its memory or its stdout
@@ -31,7 +32,10 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
 from nbformat import NotebookNode  # noqa: E402
 from nbformat.v4 import new_code_cell, new_notebook  # noqa: E402
 
-from .harness import MIME  # noqa: E402
+from course_lib.checks import MIME  # noqa: E402
+
+# the only variables a job may set for its kernel (the check mode and the derived key of hidden inputs)
+KERNEL_ENV = ("RNN_COURSE_CHECKS", "RNN_COURSE_GRADING_KEY", "PYTHONPATH")
 
 PR_SET_DUMPABLE = 4
 ERROR_ON_TIMEOUT = {
@@ -92,12 +96,6 @@ def kernel_spec_dir(root: str, name: str) -> str:
     return root
 
 
-def wrapped_source(cell: dict) -> str:
-    if cell["kind"] == "student":
-        return cell["source"]
-    return f"__course_grading__({cell['kind']!r}, {cell['index']}, {cell['source']!r})"
-
-
 async def probe(client: GradingClient, timeout: float) -> bool:
     """True if the kernel answers a trivial request within ``timeout`` seconds (after an interrupt)."""
     msg_id = client.kc.execute("", silent=True, store_history=False)
@@ -112,19 +110,15 @@ async def probe(client: GradingClient, timeout: float) -> bool:
 
 async def run_job(job: dict) -> dict:
     private = tempfile.mkdtemp(prefix="grading-")
-    key_file = os.path.join(private, "key")
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, bytes.fromhex(job["key"]))
-    os.close(fd)
     os.environ["JUPYTER_PATH"] = kernel_spec_dir(os.path.join(private, "jupyter"), job["kernel_name"])
+    for name, value in (job.get("env") or {}).items():
+        if name in KERNEL_ENV:
+            os.environ[name] = str(value)
 
     results: dict[int, dict] = {}
-    setup = new_code_cell(
-        "import course_lib.grading.harness as _h\n"
-        f"_h.install({key_file!r}, {job['run_id']!r}, {job['student_names']!r})\n"
-        "del _h"
-    )
-    nb = new_notebook(cells=[setup] + [new_code_cell(wrapped_source(c)) for c in job["cells"]])
+    # numpy (and torch where installed) before any student code, so the first cell's limit is its own work
+    setup = new_code_cell("import numpy, course_lib.checks", metadata={})
+    nb = new_notebook(cells=[setup] + [new_code_cell(c["source"]) for c in job["cells"]])
     client = GradingClient(
         nb, output_limit=job["output_limit"], kernel_name=job["kernel_name"], timeout=job["cell_timeout"],
         startup_timeout=job["startup_timeout"], interrupt_on_timeout=True, error_on_timeout=ERROR_ON_TIMEOUT,
@@ -144,7 +138,7 @@ async def run_job(job: dict) -> dict:
         await client.async_execute_cell(setup, 0, store_history=False)
         client.timeout = job["cell_timeout"]
         if any(o.get("output_type") == "error" for o in setup.outputs):
-            stop_reason = "the grading harness could not start: " + "; ".join(
+            stop_reason = "the kernel could not start its setup: " + "; ".join(
                 f"{o['ename']}: {o['evalue']}" for o in setup.outputs if o.get("output_type") == "error")
         for position, spec in enumerate(job["cells"], start=1):
             cell = nb.cells[position]

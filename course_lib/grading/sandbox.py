@@ -121,8 +121,14 @@ def _prlimit(limits: Limits) -> list[str]:
             f"--nproc={limits.nproc}", f"--fsize={limits.fsize * mib}", "--core=0", "--"]
 
 
-def command(workdir: str, limits: Limits, slot: int = 0, sandbox: bool = True) -> tuple[list[str], dict | None]:
-    """The argv that runs the runner on ``workdir``, and the environment to start it with (None: inherit)."""
+def command(workdir: str, limits: Limits, slot: int = 0, sandbox: bool = True,
+            course_lib_dir: str | None = None) -> tuple[list[str], dict | None]:
+    """The argv that runs the runner on ``workdir``, and the environment to start it with (None: inherit).
+
+    ``course_lib_dir``: a restricted copy of course_lib (:func:`~course_lib.grading.reference.
+    restricted_course_lib`) bound over the real one inside the sandbox, so the reference implementations
+    are absent there. (Without a sandbox, the runner passes it to the kernel through ``PYTHONPATH``.)
+    """
     runner = [sys.executable, "-I", "-m", "course_lib.grading.runner"]
     if not sandbox:
         env = dict(os.environ, **environment(home=os.path.join(workdir, ".home")))
@@ -140,6 +146,10 @@ def command(workdir: str, limits: Limits, slot: int = 0, sandbox: bool = True) -
     args += _dirs_for(roots)
     for root in roots:
         args += ["--ro-bind", root, root]
+    if course_lib_dir is not None:
+        import course_lib
+
+        args += ["--ro-bind", course_lib_dir, os.path.realpath(os.path.dirname(course_lib.__file__))]
     args += ["--perms", "0755", "--dir", WORKDIR, "--bind", workdir, WORKDIR, "--chdir", "/tmp"]
     args += _prlimit(limits)
     if os.geteuid() == 0:

@@ -1,27 +1,33 @@
-"""The trusted verdict of each graded test cell, from the runner's result and the harness's signed records.
+"""The trusted verdict of each graded test cell: the submission's data against the reference run's.
 
-A test cell passes only if the cell ran to its end in the sandbox (``ok``) and published exactly one record,
-signed with this run's key, for this run, this cell, the expected position in the sequence of instructor
-cells, and the SHA-256 of the test source the parent sent, with status ``pass``. Everything else -- an
-exception, a timeout, a dead kernel, an output flood, a missing, duplicated, replayed or forged record, or a
-tampered test environment -- is a failure with a reason.
+Nothing here runs student code, and nothing the student's kernel says is believed except as data to compare.
+A graded test cell passes only if
+
+* it ran to its end in the sandbox (``ok``: not timed out, not killed, within the output budget),
+* it raised no error, and
+* for every check the *source* notebook's test cell published in the reference run, the submission's same
+  cell handed back exactly one value, and :func:`course_lib.checks.judge_cell` accepts it under the
+  reference run's specification (its tolerance, rule and hints; the student's copy of the spec is ignored).
+
+So a submission that patches IPython, the traceback machinery, ``sys.stderr``, the assertion libraries or the
+check functions themselves gains nothing: to score, the values must be right.
 
 :func:`apply` then makes the executed notebook say the same thing, so that nbgrader's own scoring
-(``utils.determine_grade``: full points unless an error or stderr output) gives exactly the verdict's score: a
-failed test without an error output gets one, and a graded cell's ``execute_result`` (nbgrader's partial
-credit) is replaced by the value the harness signed.
+(``utils.determine_grade``: full points unless an error or stderr output) gives exactly the verdict's score:
+a failed test gets a ``GradingError`` output that says which checks failed and why (never the expected
+values), a passed test keeps no error or stderr output, and no graded cell keeps an ``execute_result``
+(nbgrader's partial credit), which student code could otherwise publish.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nbformat import NotebookNode, from_dict
 
+from course_lib.checks import judge_cell
+
 from .feedback import frames_of_cell
-from .harness import sign
 
 
 @dataclass
@@ -29,43 +35,27 @@ class Verdict:
     passed: bool
     reason: str  # "" when passed
     ename: str | None = None
-    result: str | None = None
-    problems: tuple[str, ...] = ()
-    restored: tuple[str, ...] = ()
-    tampered: bool = False  # the harness or the test's environment was interfered with
+    failed_checks: list[str] = field(default_factory=list)
 
 
-def check(cell_result: dict | None, key: bytes, run_id: str, seq: int, index: int, source: str) -> Verdict:
+def decide(cell_result: dict | None, reference: list[dict]) -> Verdict:
+    """The verdict of one test cell from the runner's result for it and the reference run's records."""
+    if not reference:
+        return Verdict(False, "the grader has no reference data for this test")
     if cell_result is None:
         return Verdict(False, "not executed")
     status = cell_result.get("status")
     if status != "ok":
         return Verdict(False, cell_result.get("reason") or status or "not executed")
-    sha = hashlib.sha256(source.encode()).hexdigest()
-    valid = []
-    for record in cell_result.get("records", []):
-        try:
-            payload, mac = dict(record["payload"]), str(record["mac"])
-            expected = sign(key, payload)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            continue
-        if hmac.compare_digest(mac, expected) and payload["run"] == run_id:
-            valid.append(payload)
-    if len(valid) != 1:
-        return Verdict(False, "no verdict from the grading harness (it was bypassed or replaced)" if not valid
-                       else "several verdicts for one test (the harness was called from the submission)",
-                       tampered=True)
-    payload = valid[0]
-    if payload["cell"] != index or payload["seq"] != seq or payload["sha256"] != sha:
-        return Verdict(False, "the verdict belongs to another cell or another test source", tampered=True)
-    problems, restored = tuple(payload.get("problems") or ()), tuple(payload.get("restored") or ())
-    if payload["status"] == "pass":
-        return Verdict(True, "", result=payload.get("result"), restored=restored)
-    if payload["status"] == "tampered":
-        return Verdict(False, "the test's environment was tampered with: " + "; ".join(problems),
-                       problems=problems, restored=restored, tampered=True)
-    ename = payload.get("ename")
-    return Verdict(False, f"the test raised {ename}", ename=ename, problems=problems, restored=restored)
+    failed = judge_cell(reference, cell_result.get("records") or [])
+    errors = [o for o in cell_result.get("outputs", []) if isinstance(o, dict) and o.get("output_type") == "error"]
+    ename = str(errors[0].get("ename", "Error"))[:100] if errors else None
+    if failed:
+        reason = (f"the test raised {ename}; " if ename else "") + f"{len(failed)} check(s) failed"
+        return Verdict(False, reason, ename=ename, failed_checks=failed)
+    if ename:
+        return Verdict(False, f"the test raised {ename}", ename=ename)
+    return Verdict(True, "")
 
 
 def apply(nb: NotebookNode, results: dict, verdicts: dict[int, Verdict]) -> None:
@@ -79,15 +69,20 @@ def apply(nb: NotebookNode, results: dict, verdicts: dict[int, Verdict]) -> None
         verdict = verdicts.get(index)
         if verdict is None:
             continue
-        cell.outputs = [o for o in cell.outputs if o.output_type != "execute_result"]
-        for output in cell.outputs:  # the wrapper's own frame says nothing useful
+        kept = []
+        for output in cell.outputs:
+            if output.output_type == "execute_result":
+                continue
+            if output.output_type == "stream" and output.get("name") == "stderr":
+                if verdict.passed:  # a warning does not cost a correct answer its points
+                    output.name = "stdout"
             if output.output_type == "error":
                 output.traceback = frames_of_cell(output.traceback, None)
-        if verdict.passed:
-            if verdict.result is not None:
-                cell.outputs.append(from_dict({"output_type": "execute_result", "execution_count":
-                                               cell.execution_count, "metadata": {},
-                                               "data": {"text/plain": verdict.result}}))
-        elif not any(o.output_type == "error" for o in cell.outputs):
+            kept.append(output)
+        cell.outputs = kept
+        if not verdict.passed:
+            lines = verdict.failed_checks or [verdict.reason]
+            text = "\n".join(f"- {line}" for line in lines)
             cell.outputs.append(from_dict({"output_type": "error", "ename": "GradingError",
-                                           "evalue": verdict.reason, "traceback": [f"GradingError: {verdict.reason}"]}))
+                                           "evalue": verdict.reason,
+                                           "traceback": [f"GradingError: {verdict.reason}\n{text}"]}))

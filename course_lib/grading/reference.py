@@ -1,0 +1,169 @@
+"""Reference data for the verdicts, and the course_lib a submission's sandbox is allowed to see.
+
+*The reference run.* The assignment's source notebook (its solutions, the instructor's code) is executed by
+the same runner, in a sandbox of its own, with the check mode ``reference`` (:mod:`course_lib.checks`): each
+graded test cell publishes, for each check, the solution's value, the check's specification (tolerance, rule,
+what it checks) and the values of the listed mistakes. The trusted parent compares every submission with
+these records. They are cached per assignment under ``<course>/.grading/reference/``, keyed by the source
+notebook, the test cells the gradebook holds, course_lib's source and the key of the hidden inputs, so a class
+costs one extra notebook execution (or one per student with ``--per-student-inputs``).
+
+*The restricted course_lib.* A submission's kernel may import the course_lib modules its source notebook lists
+in its metadata (``"course": {"sandbox_modules": [...]}``), plus :mod:`course_lib.checks` and the grading
+runner. Every other module of course_lib -- the reference implementations the students re-implement -- is
+replaced by a stub that raises ``ImportError`` naming itself, so no thread, profile hook or import trick can
+reach it: its code is not in the sandbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+ALWAYS = ("course_lib.checks",)
+STUB = ("raise ImportError({message!r})\n")
+STUB_MESSAGE = "{module} is not available while your assignment is graded: answers must do their own work"
+_USE = re.compile(r"\bcourse_lib\s*\.\s*([A-Za-z_]\w*)|\bfrom\s+course_lib\s+import\s+\(?\s*([\w\s,]+)")
+
+
+class ReferenceError_(RuntimeError):
+    """The source notebook did not produce usable reference data (a problem of the course, not a student)."""
+
+
+def course_lib_dir() -> Path:
+    import course_lib
+
+    return Path(os.path.realpath(os.path.dirname(course_lib.__file__)))
+
+
+def sandbox_modules(source_nb: nbformat.NotebookNode) -> list[str]:
+    """The course_lib modules a submission of this notebook may import while it is graded."""
+    listed = (source_nb.metadata.get("course") or {}).get("sandbox_modules") or []
+    modules = sorted(set(ALWAYS) | {str(m) for m in listed if str(m).startswith("course_lib.")})
+    return modules
+
+
+def restricted_course_lib(allowed: list[str], dest: str | os.PathLike) -> Path:
+    """Build ``dest/course_lib``: the allowed modules, the grading package, and stubs for everything else."""
+    real = course_lib_dir()
+    target = Path(dest) / "course_lib"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy(real / "__init__.py", target / "__init__.py")
+    shutil.copytree(real / "grading", target / "grading", ignore=shutil.ignore_patterns("__pycache__"))
+    tops = {m.split(".")[1] for m in allowed if m.count(".") >= 1}
+    for path in sorted(real.iterdir()):
+        name = path.stem if path.suffix == ".py" else path.name
+        if name in ("__init__", "grading", "__pycache__") or not (path.suffix == ".py" or path.is_dir()):
+            continue
+        if name in tops:
+            if path.is_dir():
+                shutil.copytree(path, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(path, target / path.name)
+        else:
+            message = STUB_MESSAGE.format(module=f"course_lib.{name}")
+            if path.is_dir():
+                (target / name).mkdir()
+                (target / name / "__init__.py").write_text(STUB.format(message=message))
+            else:
+                (target / f"{name}.py").write_text(STUB.format(message=message))
+    for folder, _, files in os.walk(target):
+        os.chmod(folder, 0o755)
+        for file in files:
+            os.chmod(os.path.join(folder, file), 0o644)
+    return target
+
+
+def forbidden_uses(sources: list[str], allowed: list[str]) -> list[str]:
+    """course_lib modules (not in ``allowed``) that student code names: a static scan, for the report only.
+
+    The sandbox does not depend on it (those modules are stubs there); it records the attempt as a problem.
+    """
+    allowed_tops = {m.split(".")[1] for m in allowed if "." in m} | {"checks"}
+    real = {p.stem if p.suffix == ".py" else p.name for p in course_lib_dir().iterdir()}
+    found = set()
+    for source in sources:
+        for match in _USE.finditer(source or ""):
+            names = [match.group(1)] if match.group(1) else re.split(r"[\s,()]+", match.group(2) or "")
+            for name in names:
+                if name and name in real and name not in allowed_tops and name != "__init__":
+                    found.add(f"course_lib.{name}")
+    return sorted(found)
+
+
+def tree_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def source_cells(source_nb, test_sources: dict[str, str]) -> list[dict]:
+    """The runner's job cells for the source notebook, with graded test cells as the gradebook holds them."""
+    cells = []
+    for index, cell in enumerate(source_nb.cells):
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader") or {}
+        grade_id = meta.get("grade_id")
+        test = bool(meta.get("grade")) and not meta.get("solution")
+        source = test_sources.get(grade_id, cell.source) if test else cell.source
+        cells.append({"index": index, "kind": "test" if test else "instructor", "source": source,
+                      "grade_id": grade_id if test else None})
+    return cells
+
+
+def cache_key(source_path: Path, cells: list[dict], key: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(Path(source_path).read_bytes())
+    digest.update(json.dumps(cells, sort_keys=True).encode())
+    digest.update(tree_digest(course_lib_dir()).encode())
+    digest.update(key.encode())
+    return digest.hexdigest()[:32]
+
+
+def records_by_grade_id(result: dict, cells: list[dict]) -> dict[str, list[dict]]:
+    """grade_id -> the reference records of that test cell; raises if a test cell failed or checked nothing."""
+    found: dict[str, list[dict]] = {}
+    for spec in cells:
+        if spec["kind"] != "test":
+            continue
+        cell = (result.get("cells") or {}).get(str(spec["index"])) or {}
+        errors = [f"{o.get('ename')}: {str(o.get('evalue'))[:300]}" for o in cell.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        if cell.get("status") != "ok" or errors:
+            raise ReferenceError_(f"the source notebook's test cell {spec['grade_id']} failed in the reference "
+                                  f"run ({cell.get('reason') or cell.get('status')}; {'; '.join(errors)}): fix "
+                                  "the assignment (its solution must pass its own tests)")
+        records = [r for r in cell.get("records", []) if isinstance(r, dict) and "spec" in r]
+        if not records:
+            raise ReferenceError_(f"the source notebook's test cell {spec['grade_id']} published no checks: "
+                                  "write it with course_lib.checks.Test (see the README)")
+        found[spec["grade_id"]] = records
+    return found
+
+
+def load_cached(folder: Path, digest: str) -> dict[str, list[dict]] | None:
+    path = folder / f"{digest}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def save_cached(folder: Path, digest: str, records: dict[str, list[dict]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)  # reference values: the instructor's eyes only
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(records, f)
+    os.replace(tmp, folder / f"{digest}.json")
