@@ -8,6 +8,13 @@ seconds per submission of each, the speed-up, the machine's load, and the number
 
     .venv/bin/python benchmarks/bench_grading.py            # 100 submissions (about an hour on 2 busy cores)
     .venv/bin/python benchmarks/bench_grading.py --n 10     # a quick run
+    .venv/bin/python benchmarks/bench_grading.py --corpus   # the adversarial corpus: forged passes, hangs
+
+``--corpus`` grades the adversarial corpus of ``tests/test_grading_adversarial.py`` (every attack the tests
+know, each with the score it must get) in one run and prints the goals of the grading issue: forged passes
+(a question scored above what the submission earned), whole-run hangs or aborts (the run did not finish, or
+a submission has no gradebook row), and cross-submission channels (cases whose name starts with
+``channel_``: a later submission that reports what an earlier one left behind).
 """
 
 from __future__ import annotations
@@ -57,12 +64,61 @@ def timed(cmd: list[str], cwd: Path) -> float:
     return seconds
 
 
+def corpus_goals(workers: int) -> None:
+    """Grade the adversarial corpus once and print forged passes, hangs/aborts and channels."""
+    import csv
+
+    from grading_helpers import run, scores
+    from test_grading_adversarial import LIMITS, Listener, corpus
+
+    work = Path(tempfile.mkdtemp(prefix="bench-corpus-"))
+    course = make_course(work / "course")
+    listener = Listener()
+    cases = corpus(course, listener.port)
+    for student, (content, _, _) in cases.items():
+        submit(course, student, content)
+    start = time.perf_counter()
+    try:
+        result = run(course, "course_lib.grading", "autograde", ASSIGNMENT, "--workers", str(workers), "--quiet",
+                     "--limits", LIMITS, check=False)
+        finished = result.returncode == 0
+    except subprocess.TimeoutExpired:
+        finished = False
+    seconds = time.perf_counter() - start
+    listener.close()
+    got = scores(f"sqlite:///{course / 'gradebook.db'}") if finished else {}
+    forged = [f"{s}:{g}" for s, (_, want, _) in cases.items() for g, v in got.get(s, {}).items()
+              if v > want.get(g, 0) + 1e-9]
+    missing = [s for s in cases if s not in got]
+    channels = []
+    if finished:
+        with open(course / "reports" / ASSIGNMENT / "problems.csv") as f:
+            list(csv.DictReader(f))
+        for student in (s for s in cases if s.startswith("channel_")):
+            text = (course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
+            if "CHANNEL OPEN" in text:
+                channels.append(student)
+    print(f"adversarial corpus: {len(cases)} submissions graded in {seconds:.1f} s with {workers} workers "
+          f"(load average now {os.getloadavg()[0]:.1f})")
+    print(f"forged passes: {len(forged)} {forged if forged else ''}")
+    print(f"whole-run hangs or aborts: {0 if finished and not missing else 1} "
+          f"{'' if finished else '(the run did not finish)'}{missing if missing else ''}")
+    print(f"cross-submission channels: {len(channels)} of "
+          f"{sum(s.startswith('channel_') for s in cases)} tried {channels if channels else ''}")
+    print(f"network connections that left the sandbox: {listener.connections}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="submissions in the class (default 100)")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="sandboxes (default: cores)")
     parser.add_argument("--keep", action="store_true", help="keep the two course directories")
+    parser.add_argument("--corpus", action="store_true", help="grade the adversarial corpus instead")
     args = parser.parse_args()
+    if args.corpus:
+        corpus_goals(args.workers)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     serial, parallel = work / "serial", work / "parallel"
@@ -75,7 +131,7 @@ def main() -> None:
 
     t_serial = timed([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force"], serial)
     t_parallel = timed([sys.executable, "-m", "course_lib.grading", "autograde", ASSIGNMENT, "--quiet",
-                        "--workers", str(args.workers)], parallel)
+                        "--workers", str(args.workers)], parallel)  # includes the reference run
     load_after = os.getloadavg()
 
     reference = gradebook_rows(f"sqlite:///{serial / 'gradebook.db'}")
