@@ -66,8 +66,6 @@ def timed(cmd: list[str], cwd: Path) -> float:
 
 def corpus_goals(workers: int) -> None:
     """Grade the adversarial corpus once and print forged passes, hangs/aborts and channels."""
-    import csv
-
     from grading_helpers import run, scores
     from test_grading_adversarial import LIMITS, Listener, corpus
 
@@ -92,8 +90,6 @@ def corpus_goals(workers: int) -> None:
     missing = [s for s in cases if s not in got]
     channels = []
     if finished:
-        with open(course / "reports" / ASSIGNMENT / "problems.csv") as f:
-            list(csv.DictReader(f))
         for student in (s for s in cases if s.startswith("channel_")):
             text = (course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
             if "CHANNEL OPEN" in text:
