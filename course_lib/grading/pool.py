@@ -68,9 +68,18 @@ def load_course(root: str | os.PathLike, db_url: str | None = None):
     return config, coursedir
 
 
-def submissions(coursedir, assignment: str, students: list[str] | None) -> list[str]:
+def submissions(coursedir, assignment: str, students: list[str] | None,
+                unusable: list[str] | None = None) -> list[str]:
+    """Student ids with a submission; folder names that cannot be a gradebook id go to ``unusable``."""
     folder = Path(coursedir.root) / coursedir.submitted_directory
-    found = sorted(p.parent.name for p in folder.glob(f"*/{assignment}") if p.is_dir())
+    found = []
+    for name in sorted(p.parent.name for p in folder.glob(f"*/{assignment}") if p.is_dir()):
+        try:
+            name.encode("utf-8")  # a non-UTF-8 folder name (surrogate-escaped bytes) cannot be stored
+            found.append(name)
+        except UnicodeEncodeError:
+            if unusable is not None:
+                unusable.append(name)
     if students:
         missing = sorted(set(students) - set(found))
         if missing:
@@ -260,4 +269,9 @@ def autograde(root, assignment: str, students: list[str] | None = None, workers:
             "bubblewrap (e.g. `apt-get install bubblewrap`) with user namespaces enabled, or, only if you trust "
             "every submission, pass --no-sandbox-i-trust-this-code.")
     grader = Grader(root, assignment, db_url=db_url, limits=limits, use_sandbox=ok and not trust, workers=workers)
-    return grader.grade_all(submissions(grader.coursedir, assignment, students), progress=progress)
+    unusable: list[str] = []
+    outcomes = grader.grade_all(submissions(grader.coursedir, assignment, students, unusable), progress=progress)
+    outcomes += [Outcome(name, problems=[("malformed", "the folder name is not valid UTF-8, so it cannot be a "
+                                                       "gradebook id: not graded (rename the folder)")])
+                 for name in unusable if not students]
+    return sorted(outcomes, key=lambda o: o.student)
