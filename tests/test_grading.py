@@ -131,8 +131,8 @@ def test_sandbox_command_isolates_the_submission(tmp_path):
     # the working copy: a size-bounded tmpfs with the copy's files bound one by one
     assert [cmd[i + 1:i + 3] for i, a in enumerate(cmd) if a == "--bind"] == [
         [str(tmp_path / "data.csv"), f"{sandbox.WORKDIR}/data.csv"]]
-    assert cmd[cmd.index(sandbox.WORKDIR) - 4:cmd.index(sandbox.WORKDIR)] == [
-        "--size", str(Limits().disk * 1024 * 1024), "--perms", "1777"]
+    assert cmd[cmd.index(sandbox.WORKDIR) - 5:cmd.index(sandbox.WORKDIR)] == [
+        "--size", str(Limits().disk * 1024 * 1024), "--perms", "1777", "--tmpfs"]
     joined = " ".join(cmd)
     assert "assignments" not in joined and "gradebook" not in joined
     assert any(a.startswith("--as=") for a in cmd) and any(a.startswith("--nproc=") for a in cmd)
