@@ -19,7 +19,6 @@ failure, and a student's own output is rendered as HTML. :class:`HideHiddenTests
 
 from __future__ import annotations
 
-import copy
 import re
 
 from nbgrader import utils
@@ -54,19 +53,20 @@ def _letters(text: str) -> str:
 
 def hidden_lines(nb) -> set[str]:
     """The lines of the notebook's hidden-test regions (letters and digits only) that were never published."""
-    hidden, public = set(), set()
     clear = ClearHiddenTests(enforce_metadata=False)
+    begin, end = clear.begin_test_delimeter, clear.end_test_delimeter
+    hidden, public = set(), set()
     for cell in nb.cells:
-        source = cell.get("source", "")
-        shown = copy.deepcopy(cell)
-        try:
-            clear._remove_hidden_test_region(shown)
-            visible = shown.source.split("\n")
-        except RuntimeError:  # unbalanced markers: the whole cell counts as hidden
-            visible = []
-        public.update(_letters(line) for line in visible)
-        if utils.is_grade(cell) and not utils.is_solution(cell):
-            hidden.update(_letters(line) for line in source.split("\n"))
+        in_test = False
+        for line in cell.get("source", "").split("\n"):
+            if begin in line:
+                in_test = True
+            elif end in line:
+                in_test = False
+            elif in_test and utils.is_grade(cell) and not utils.is_solution(cell):
+                hidden.add(_letters(line))
+            else:
+                public.add(_letters(line))
     return {line for line in hidden - public if len(line) >= MIN_HIDDEN_CHARS}
 
 

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 import nbformat
 from nbformat import NotebookNode
 from nbgrader import utils
-from nbgrader.utils import is_ignored, parse_utc
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
+from nbgrader.utils import is_ignored, parse_utc
 
 
 @dataclass
