@@ -118,4 +118,6 @@ def digest(outcomes: list[Outcome], maxima: dict[str, float], paths: dict[str, s
         for kind, reason in o.problems:
             lines.append(f"  {printable(o.student)}: {kind}: {printable(reason)}")
     lines += [f"grades:   {paths['grades']}", f"problems: {paths['problems']}", f"figure:   {paths['figure']}"]
+    if "similarity" in paths:
+        lines.append(f"copies:   {paths['similarity']} (near-copies to review; no score changed)")
     return "\n".join(lines)
