@@ -15,6 +15,7 @@ import textwrap
 import time
 
 import pytest
+from grading_helpers import key_users
 
 from course_lib.grading import sandbox
 from course_lib.grading.limits import Limits
@@ -61,16 +62,6 @@ def keyring_code(mode: str) -> str:
     machine = platform.machine()
     return (KEYRING.format(add_key=ADD_KEY[machine], keyctl=sandbox.SYS_KEYCTL[machine])
             .replace("sys.argv[1]", repr(mode)))
-
-
-def key_users() -> dict[int, int]:
-    """uid -> number of keys it owns on the host (/proc/key-users)."""
-    counts = {}
-    with open("/proc/key-users") as f:
-        for line in f:
-            uid, rest = line.split(":", 1)
-            counts[int(uid)] = int(rest.split()[2].split("/")[0])
-    return counts
 
 
 @pytest.mark.skipif(platform.machine() not in ADD_KEY, reason="keyctl syscall numbers known for x86_64/aarch64")
