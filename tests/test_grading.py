@@ -120,11 +120,18 @@ def test_feedback_drops_the_test_cells_own_frames():
 
 
 def test_sandbox_command_isolates_the_submission(tmp_path):
+    (tmp_path / "data.csv").write_text("1,2\n")
     cmd, env = sandbox.command(str(tmp_path), Limits(), slot=1)
-    assert env is None and cmd[0].endswith("bwrap")
-    for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv"):
+    assert env is None and cmd[1:4] == ["-I", "-m", "course_lib.grading.sandbox"]  # the launcher, then bwrap
+    assert any(a.endswith("/bwrap") for a in cmd)
+    for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv", "--new-session"):
         assert flag in cmd
-    assert [cmd[i + 1:i + 3] for i, a in enumerate(cmd) if a == "--bind"] == [[str(tmp_path), sandbox.WORKDIR]]
+    assert "--userns" in cmd or "--unshare-user" in cmd
+    # the working copy: a size-bounded tmpfs with the copy's files bound one by one
+    assert [cmd[i + 1:i + 3] for i, a in enumerate(cmd) if a == "--bind"] == [
+        [str(tmp_path / "data.csv"), f"{sandbox.WORKDIR}/data.csv"]]
+    assert cmd[cmd.index(sandbox.WORKDIR) - 5:cmd.index(sandbox.WORKDIR)] == [
+        "--size", str(Limits().disk * 1024 * 1024), "--perms", "1777", "--tmpfs"]
     joined = " ".join(cmd)
     assert "assignments" not in joined and "gradebook" not in joined
     assert any(a.startswith("--as=") for a in cmd) and any(a.startswith("--nproc=") for a in cmd)
@@ -139,9 +146,8 @@ def test_sandbox_sees_an_environment_that_lives_under_tmp(tmp_path, monkeypatch)
     (tmp_path / "work").mkdir()
     roots = sandbox._python_roots()
     monkeypatch.setattr(sandbox, "_python_roots", lambda: [*roots, str(env)])
-    cmd, _ = sandbox.command(str(tmp_path / "work"), Limits(), slot=0)
-    runner = cmd.index(sys.executable, cmd.index("--chdir"))
-    out = subprocess.run([*cmd[:runner], "/bin/cat", str(env / "marker")], capture_output=True, text=True, timeout=60)
+    cmd, _ = sandbox.command(str(tmp_path / "work"), Limits(), slot=0, program=["/bin/cat", str(env / "marker")])
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert out.stdout == "visible", out.stderr
 
 

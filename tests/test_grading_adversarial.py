@@ -4,13 +4,18 @@ Every submission is the 01_feedforward source notebook (or its release) with pro
 assert the exact score of every graded cell, the recorded problem kind, and that nothing else changed: the
 gradebook rows of a student graded before the run, every file of the course directory outside the
 autograded folders of the corpus (source, release, all submissions, nbgrader_config.py), and that a server
-on 127.0.0.1 outside the sandbox received no connection.
+on 127.0.0.1 outside the sandbox received no connection. Some cases also plant files next to the notebook
+(a FIFO or a link as ``timestamp.txt``, a link to a root-only file), have odd folder names (a spreadsheet
+formula, a leading dash, control characters, bytes that are not UTF-8), or are checked afterwards in
+``nbgrader generate_feedback`` (a ``<script>`` printed, hidden tests printed from ``_ih``/``linecache``).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import platform
 import socket
 import threading
 
@@ -20,6 +25,7 @@ from grading_helpers import (
     ASSIGNMENT,
     gradebook_rows,
     insert_after,
+    key_users,
     make_course,
     release_nb,
     run,
@@ -31,6 +37,7 @@ from grading_helpers import (
 )
 
 from course_lib.grading import sandbox
+from course_lib.grading.summary import csv_cell
 
 FULL = {"test_affine_forward": 2, "test_affine_backward": 3, "test_softmax_loss": 3, "test_numerical_gradient": 2,
         "test_two_layer_loss": 3}
@@ -48,6 +55,61 @@ def expect(**zeroed):
 
 WRONG_FORWARD = "def affine_forward(x, W, b):\n    return np.zeros((x.shape[0], W.shape[1])), (x, W)\n"
 WRONG_SOFTMAX = "def softmax_loss(s, y):\n    return 0.0, np.zeros_like(s)\n"
+
+
+NOT_UTF8 = os.fsdecode(b"caf\xe9")  # a folder name that is not UTF-8
+SYSCALLS = {"x86_64": {"add_key": 248, "keyctl": 250}, "aarch64": {"add_key": 217, "keyctl": 219}}.get(
+    platform.machine(), {"add_key": -1, "keyctl": -1})
+# stores keys in every keyring it can reach, or looks for keys stored by another submission
+KEYRING = (
+    "import ctypes\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "rings = [-3, -4, -5, libc.syscall({keyctl}, 22, -1, -3)]\n"
+    "if {add_key} < 0:\n"
+    "    print('KEYRINGS: not probed on this architecture')\n"
+    "elif '{mode}' == 'store':\n"
+    "    print('KEYRINGS:', [libc.syscall({add_key}, b'user', b'leaked-hidden-tests', b'x', 1, r) > 0 "
+    "for r in rings])\n"
+    "else:\n"
+    "    print('KEYRINGS:', [libc.syscall({keyctl}, 10, r, b'user', b'leaked-hidden-tests', 0) > 0 "
+    "for r in rings])\n"
+)
+# thirty CPU burners in their own sessions, for 15 s, while the other worker grades its neighbour
+CPU_HOG = (
+    "import os, time\n"
+    "kids = []\n"
+    "for _ in range(30):\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        os.setsid()\n"
+    "        end = time.monotonic() + 15\n"
+    "        while time.monotonic() < end:\n"
+    "            pass\n"
+    "        os._exit(0)\n"
+    "    kids.append(pid)\n"
+    "time.sleep(15)\n"
+)
+SCRIPT = ("from IPython.display import HTML, Javascript, display\n"
+          "print('<script>alert(\"printed\")</script>')\n"
+          "display(HTML('<script>alert(\"displayed\")</script>'))\n"
+          "display(Javascript('alert(\"javascript\")'))\n")
+LEAK = ("import linecache\n"
+        "print([v[2] for v in linecache.cache.values() if isinstance(v, tuple) and len(v) > 2])\n"
+        "print(_ih)\n")
+
+
+def plant(course, student: str, tmp) -> None:
+    """Files next to the notebook that a hostile student (or a broken LMS export) could leave."""
+    folder = course / "submitted" / student / ASSIGNMENT
+    if student == "fifo_timestamp":
+        os.mkfifo(folder / "timestamp.txt")
+    elif student == "dev_zero_timestamp":
+        os.symlink("/dev/zero", folder / "timestamp.txt")
+    elif student == "link_to_root_file":
+        secret = tmp / "root_only.txt"
+        secret.write_text("ROOT ONLY SECRET")
+        os.chmod(secret, 0o600)
+        os.symlink(secret, folder / "stolen.txt")
 
 
 def corpus(course, port: int) -> dict[str, tuple]:
@@ -73,6 +135,18 @@ def corpus(course, port: int) -> dict[str, tuple]:
                          "schema_version": 3, "solution": False, "task": False}}
     deleted = with_source(sol, "affine_forward", WRONG_FORWARD)
     deleted.cells = [c for c in deleted.cells if c.metadata.nbgrader.grade_id != "test_affine_forward"]
+    weak = ("import numpy as np, torch\nfrom course_lib.feedforward import make_spirals\nGRADING = True\n"
+            "rel_error = lambda a, b: 0.0\n")
+    deleted_setup = with_source(sol, "softmax_loss", WRONG_SOFTMAX)
+    deleted_setup.cells = [c for c in deleted_setup.cells if c.metadata.nbgrader.grade_id != "setup"]
+    deleted_setup.cells.insert(0, nbformat.v4.new_code_cell(weak))
+    setup_meta = json.loads(json.dumps(sol.cells[1].metadata))
+    duplicated_setup = insert_after(with_source(sol, "softmax_loss", WRONG_SOFTMAX), "setup", weak, setup_meta)
+    junk_markdown = json.loads(nbformat.writes(sol))
+    junk_markdown["cells"].insert(3, {"cell_type": "markdown", "metadata": {"nbgrader": "junk"}, "source": "notes"})
+    junk_markdown["cells"].insert(5, {"cell_type": "markdown", "metadata": {"nbgrader": {"solution": True}},
+                                      "source": "more notes"})
+    junk_markdown = nbformat.from_dict(junk_markdown)
     course_path = str(course)
     probe = (
         "import os\n"
@@ -195,6 +269,22 @@ def corpus(course, port: int) -> dict[str, tuple]:
         "empty_file": (b"", ZERO, {"malformed"}),
         "binary_file": (bytes(range(256)) * 64, ZERO, {"malformed"}),
         "wrong_kernel": (nbformat.from_dict(wrong_kernel), FULL, set()),
+        # --- the sandbox, closed (issue 11, item 4) ---
+        "keyring_store": (insert_after(sol, "plot", KEYRING.format(mode="store", **SYSCALLS)), FULL, set()),
+        "keyring_probe": (insert_after(sol, "plot", KEYRING.format(mode="probe", **SYSCALLS)), FULL, set()),
+        "cpu_hog": (insert_after(sol, "plot", CPU_HOG), FULL, set()),
+        "fifo_timestamp": (sol, FULL, set()),
+        "dev_zero_timestamp": (sol, FULL, set()),
+        "link_to_root_file": (sol, FULL, set()),
+        "=SUM(1,2)": (sol, FULL, set()),
+        "-dash": (sol, FULL, set()),
+        "ctl\x1b[31mred\x07": (sol, FULL, set()),
+        NOT_UTF8: (sol, None, {"malformed"}),
+        "script_output": (insert_after(sol, "plot", SCRIPT), FULL, set()),
+        "leaks_hidden_tests": (insert_after(sol, "plot", LEAK), FULL, set()),
+        "deleted_locked": (deleted_setup, expect(softmax_loss=0, two_layer_loss=0), set()),
+        "duplicated_locked": (duplicated_setup, expect(softmax_loss=0, two_layer_loss=0), set()),
+        "junk_markdown": (junk_markdown, FULL, set()),
     }
 
 
@@ -242,6 +332,8 @@ def graded(tmp_path_factory):
     cases = corpus(course, listener.port)
     for student, (content, _, _) in cases.items():
         submit(course, student, content)
+        plant(course, student, tmp_path_factory.mktemp("outside"))
+    keys_before = key_users()
     before = tree_hashes(course, exclude=("gradebook.db", "reports", *(f"autograded/{s}" for s in cases)))
     result = run(course, "course_lib.grading", "autograde", ASSIGNMENT, "--workers", "2", "--quiet",
                  "--limits", LIMITS, *[a for s in cases for a in ("--student", s)])
@@ -250,10 +342,14 @@ def graded(tmp_path_factory):
         problems: dict[str, list[tuple[str, str]]] = {}
         for row in csv.DictReader(f):
             problems.setdefault(row["student"], []).append((row["kind"], row["reason"]))
+    feedback = run(course, "nbgrader", "generate_feedback", ASSIGNMENT, "--student", "script_output",
+                   "--student", "leaks_hidden_tests", check=False)
     yield {"course": course, "db_url": db_url, "cases": cases, "scores": scores(db_url), "problems": problems,
            "victim_rows": victim_rows, "rows": gradebook_rows(db_url), "before": before,
            "after": tree_hashes(course, exclude=("gradebook.db", "reports", *(f"autograded/{s}" for s in cases))),
-           "connections": listener.connections, "stdout": result.stdout}
+           "connections": listener.connections, "stdout": result.stdout, "stderr": result.stderr,
+           "feedback": feedback,
+           "keys_before": keys_before, "keys_after": key_users()}
 
 
 CASES = [
@@ -261,7 +357,9 @@ CASES = [
     "kernel_suicide", "output_flood", "stderr", "edited_tests", "deleted_test", "reordered_test", "duplicated_test",
     "changed_points", "changed_grade_id", "fake_graded_cell", "reads_disk", "vandal", "network", "patches_reporting",
     "patches_assertions", "forges_verdicts", "invalid_json", "wrong_nbformat", "empty_file", "binary_file",
-    "wrong_kernel",
+    "wrong_kernel", "keyring_store", "keyring_probe", "cpu_hog", "fifo_timestamp", "dev_zero_timestamp",
+    "link_to_root_file", "=SUM(1,2)", "-dash", "ctl\x1b[31mred\x07", NOT_UTF8, "script_output",
+    "leaks_hidden_tests", "deleted_locked", "duplicated_locked", "junk_markdown",
 ]
 
 
@@ -269,10 +367,14 @@ CASES = [
 @pytest.mark.parametrize("student", CASES)
 def test_exact_score_and_recorded_outcome(graded, student):
     _, expected, kinds = graded["cases"][student]
-    assert graded["scores"][student] == pytest.approx(expected), graded["problems"].get(student)
-    recorded = {kind for kind, _ in graded["problems"].get(student, [])}
-    assert recorded == kinds, graded["problems"].get(student)
-    for kind, reason in graded["problems"].get(student, []):
+    problems = graded["problems"].get(csv_cell(student), [])  # reports escape odd names
+    if expected is None:  # not a possible gradebook id: reported, not graded
+        assert student not in graded["scores"]
+    else:
+        assert graded["scores"][student] == pytest.approx(expected), problems
+    recorded = {kind for kind, _ in problems}
+    assert recorded == kinds, problems
+    for kind, reason in problems:
         assert reason, f"{student}: {kind} without a reason"
 
 
@@ -308,3 +410,83 @@ def test_the_sandbox_hid_the_disk_and_the_network(graded):
     assert "DAMAGED" not in blocked and blocked.count("BLOCKED") == 2
     assert "NO NETWORK" in cell_text(graded, "network", "NO NETWORK")
     assert "fork stopped after" in cell_text(graded, "fork_bomb", "fork stopped after")
+
+
+@pytest.mark.slow
+def test_keyrings_carry_nothing_from_one_submission_to_the_next_nor_stay_on_the_host(graded):
+    if SYSCALLS["add_key"] < 0:
+        pytest.skip("keyctl syscall numbers known for x86_64/aarch64 only")
+    assert "KEYRINGS: [True, True, True, True]" in cell_text(graded, "keyring_store", "KEYRINGS")
+    assert "KEYRINGS: [False, False, False, False]" in cell_text(graded, "keyring_probe", "KEYRINGS")
+    import time
+
+    uids = [sandbox.UID_BASE, sandbox.UID_BASE + 1] if os.geteuid() == 0 else [os.getuid()]
+    deadline = time.monotonic() + 30
+    while any(key_users().get(u, 0) > graded["keys_before"].get(u, 0) for u in uids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert all(key_users().get(u, 0) <= graded["keys_before"].get(u, 0) for u in uids), open("/proc/key-users").read()
+
+
+@pytest.mark.slow
+def test_per_submission_limits_are_enforced_or_the_command_says_which_are_not(graded):
+    unenforced = sandbox.cgroups().unenforced()
+    if unenforced:
+        assert graded["stderr"].count("NOT enforced") == 1, graded["stderr"]
+    else:
+        assert "NOT enforced" not in graded["stderr"]
+
+
+@pytest.mark.slow
+def test_links_and_special_files_are_never_followed(graded):
+    folder = graded["course"] / "autograded" / "link_to_root_file" / ASSIGNMENT
+    assert not (folder / "stolen.txt").exists()
+    for path in (graded["course"] / "autograded").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert b"ROOT ONLY SECRET" not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_odd_names_are_graded_and_escaped_in_every_report(graded):
+    with open(graded["course"] / "reports" / ASSIGNMENT / "grades.csv", encoding="utf-8") as f:
+        students = [row["student"] for row in csv.DictReader(f)]
+    for name in ("'=SUM(1,2)", "'-dash", "ctl\\x1b[31mred\\x07", "caf\\xe9"):
+        assert name in students
+    assert not any(s.startswith(("=", "+", "-", "@")) for s in students)
+    for text in (graded["stdout"], graded["stderr"]):
+        assert "\x1b" not in text and "\x07" not in text
+    assert "caf\\xe9: malformed: the folder name is not valid UTF-8" in graded["stdout"]
+
+
+def feedback_html(graded, student) -> str:
+    path = graded["course"] / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    assert path.exists(), graded["feedback"].stdout[-2000:] + graded["feedback"].stderr[-3000:]
+    return path.read_text()
+
+
+@pytest.mark.slow
+def test_feedback_shows_student_scripts_as_text(graded):
+    html = feedback_html(graded, "script_output")
+    for payload in ('<script>alert("printed")', '<script>alert("displayed")', 'alert("javascript")'):
+        assert payload not in html, payload
+    assert "&lt;script&gt;alert(" in html
+
+
+@pytest.mark.slow
+def test_feedback_redacts_output_that_quotes_hidden_tests(graded):
+    from course_lib.grading.feedback import REDACTED, hidden_lines
+
+    secrets = hidden_lines(source_nb())
+    assert secrets
+
+    def flat(text):
+        return "".join(ch for ch in text if ch.isalnum())
+
+    # the submission did print hidden test code (so this test can fail) ...
+    autograded = graded["course"] / "autograded" / "leaks_hidden_tests" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    printed = "".join("".join(o.get("text", "")) for c in nbformat.read(autograded, as_version=4).cells
+                      if c.cell_type == "code" for o in c.outputs)
+    assert any(secret in flat(printed) for secret in secrets)
+    # ... and its feedback shows none of it
+    html = feedback_html(graded, "leaks_hidden_tests")
+    assert not any(secret in flat(html) for secret in secrets)
+    assert REDACTED.strip()[:40] in html

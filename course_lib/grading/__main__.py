@@ -7,9 +7,10 @@ import os
 import sys
 import time
 
+from . import sandbox
 from .limits import Limits
 from .pool import GradingError, autograde, max_scores
-from .summary import digest, report
+from .summary import digest, printable, report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-sandbox-i-trust-this-code", dest="trust", action="store_true",
                    help="run submissions WITHOUT a sandbox, with your own rights (only for code you trust)")
+    q = sub.add_parser("similarity", help="list near-copies among submissions and of the reference code "
+                                          "(reports/<assignment>/similarity.csv; changes no score)")
+    q.add_argument("assignment")
+    q.add_argument("--course", default=".", help="the nbgrader course directory (default: current directory)")
+    q.add_argument("--threshold", type=float, default=None, help="similarity to report, 0-1 (default: 0.6)")
+    q.add_argument("--report-dir", default=None, help="default: <course>/reports/<assignment>")
+    q.add_argument("--db-url", default=None, help="gradebook URL (default: the course's)")
     args = parser.parse_args(argv)
+    if args.command == "similarity":
+        return similarity(args)
 
     try:
         from .pool import load_course
@@ -55,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise GradingError(f"the secret file {args.secret_file} is empty")
         if args.per_student_inputs and not (secret or os.environ.get("RNN_COURSE_GRADING_SECRET")):
             raise GradingError("--per-student-inputs needs a secret (--secret-file or RNN_COURSE_GRADING_SECRET)")
+        unenforced = sandbox.cgroups().unenforced()
+        if unenforced:
+            print(f"note: {unenforced}.", file=sys.stderr)
         start = time.perf_counter()
         outcomes = autograde(args.course, args.assignment, students=args.student, workers=args.workers,
                              db_url=args.db_url, limits=limits, trust=args.trust, progress=not args.quiet,
@@ -64,10 +77,29 @@ def main(argv: list[str] | None = None) -> int:
         maxima = max_scores(coursedir.db_url, args.assignment)
         folder = args.report_dir or os.path.join(coursedir.root, "reports", args.assignment)
         paths = report(outcomes, maxima, folder, args.assignment)
+        from .similarity import similarity_report
+
+        paths["similarity"], _ = similarity_report(args.course, args.assignment, folder, db_url=args.db_url)
     except (GradingError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(digest(outcomes, maxima, paths, seconds))
+    return 0
+
+
+def similarity(args) -> int:
+    from .similarity import THRESHOLD, similarity_report
+
+    try:
+        path, matches = similarity_report(args.course, args.assignment, args.report_dir,
+                                          threshold=THRESHOLD if args.threshold is None else args.threshold,
+                                          db_url=args.db_url)
+    except (GradingError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(matches)} near-copies to review (no score was changed): {path}")
+    for m in matches:
+        print(f"  {printable(m.student)} ~ {printable(m.other)}: {m.similarity:.2f}")
     return 0
 
 

@@ -1,8 +1,11 @@
 """Resource limits of one sandboxed submission, and their ``--limits`` syntax.
 
-``--limits cell=120,wall=600,cpu=600,mem=4096,nproc=256,output=10,fsize=64`` (any subset): seconds per cell,
-wall-clock seconds per submission, CPU seconds per process, address space in MiB per process, processes and
-threads of the sandbox's user, MiB of notebook output per submission, MiB per file written.
+``--limits cell=120,wall=600,cpu=600,mem=4096,nproc=256,output=10,fsize=64,cores=1,ram=4096,disk=512`` (any
+subset): seconds per cell, wall-clock seconds per submission, CPU seconds per process, address space in MiB per
+process, processes and threads of the sandbox's user, MiB of notebook output per submission, MiB per file
+written; and per submission (a cgroup, where the host allows one: see :func:`.sandbox.cgroups`): CPU cores,
+MiB of RAM (its tmpfs pages included), and MiB of each of its writable tmpfs (``/tmp``, ``/dev/shm``, the
+working copy).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ class Limits:
     output: float = 10.0  # MiB of outputs per submission
     fsize: int = 64  # MiB per file the submission writes (RLIMIT_FSIZE)
     startup: float = 60.0  # seconds for the kernel to start
+    cores: float = 1.0  # CPU cores per submission (cgroup CPU quota; equal CPU weight for every submission)
+    ram: int = 4096  # MiB of RAM per submission (cgroup memory limit)
+    disk: int = 512  # MiB of each writable tmpfs of the sandbox (/tmp, /dev/shm, the working copy)
 
     @classmethod
     def parse(cls, text: str | None, base: Limits | None = None) -> Limits:

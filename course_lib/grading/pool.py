@@ -70,14 +70,24 @@ def load_course(root: str | os.PathLike, db_url: str | None = None):
     return config, coursedir
 
 
-def submissions(coursedir, assignment: str, students: list[str] | None) -> list[str]:
+def submissions(coursedir, assignment: str, students: list[str] | None,
+                unusable: list[str] | None = None) -> list[str]:
+    """Student ids with a submission; folder names that cannot be a gradebook id go to ``unusable``."""
     folder = Path(coursedir.root) / coursedir.submitted_directory
-    found = sorted(p.parent.name for p in folder.glob(f"*/{assignment}") if p.is_dir())
+    found, bad = [], []
+    for name in sorted(p.parent.name for p in folder.glob(f"*/{assignment}") if p.is_dir()):
+        try:
+            name.encode("utf-8")  # a non-UTF-8 folder name (surrogate-escaped bytes) cannot be stored
+            found.append(name)
+        except UnicodeEncodeError:
+            bad.append(name)
     if students:
-        missing = sorted(set(students) - set(found))
+        missing = sorted(set(students) - set(found) - set(bad))
         if missing:
             raise GradingError(f"no submission of {assignment} for: {', '.join(missing)}")
-        found = [s for s in found if s in students]
+        found, bad = [s for s in found if s in students], [s for s in bad if s in students]
+    if unusable is not None:
+        unusable.extend(bad)
     return found
 
 
@@ -340,4 +350,9 @@ def autograde(root, assignment: str, students: list[str] | None = None, workers:
             "every submission, pass --no-sandbox-i-trust-this-code.")
     grader = Grader(root, assignment, db_url=db_url, limits=limits, use_sandbox=ok and not trust, workers=workers,
                     secret=secret, per_student=per_student)
-    return grader.grade_all(submissions(grader.coursedir, assignment, students), progress=progress)
+    unusable: list[str] = []
+    outcomes = grader.grade_all(submissions(grader.coursedir, assignment, students, unusable), progress=progress)
+    outcomes += [Outcome(name, problems=[("malformed", "the folder name is not valid UTF-8, so it cannot be a "
+                                                       "gradebook id: not graded (rename the folder)")])
+                 for name in unusable]
+    return sorted(outcomes, key=lambda o: o.student)

@@ -9,8 +9,17 @@ CheckCellMetadata) with two additions that make them impossible to fool:
 * every cell's nbgrader metadata (grade, solution, locked, points) is reset from the gradebook, and a cell
   whose grade_id the gradebook does not know (a *fake* graded cell) loses its nbgrader metadata and runs as
   ordinary student code;
-* a graded test cell missing from the submission (deleted, or its grade_id edited) is put back from the
-  gradebook, after the nearest cell that precedes it in the source notebook.
+* a graded test cell or a locked instructor cell missing from the submission (deleted, or its grade_id edited)
+  is put back from the gradebook, after the nearest cell that precedes it in the source notebook;
+* before any of nbgrader's preprocessors, nbgrader metadata that is not a dict, has no known grade_id, or sits
+  on a cell of the wrong type for an unlocked id is stripped (the cell runs as student code; junk metadata
+  never zeroes a notebook), and of the cells that share a grade_id one keeps it: for a locked id the one whose
+  source is the instructor's (else the first), so a copy of the metadata neither protects the copy nor
+  unprotects the original; for other ids the last, as nbgrader does.
+
+Files of a submission are read and copied without following symbolic links or opening special files (a FIFO,
+a device, a link to a root-only file), and with size caps (:func:`read_regular`): such a file is reported and
+left out, and a notebook that is one is *malformed*.
 
 The result is a :class:`Prepared` submission: the sanitized notebooks and, for the sandbox, the list of code
 cells to execute, each marked ``test`` (graded test cell), ``instructor`` (other locked cell) or ``student``.
@@ -19,8 +28,12 @@ cells to execute, each marked ``test`` (graded test cell), ``instructor`` (other
 from __future__ import annotations
 
 import ast
+import datetime
+import errno
 import os
+import re
 import shutil
+import stat
 from dataclasses import dataclass, field
 
 import nbformat
@@ -28,6 +41,7 @@ from nbformat import NotebookNode
 from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
+from nbgrader.utils import is_ignored, parse_utc
 
 
 @dataclass
@@ -89,11 +103,70 @@ def load_source_info(db_url: str, assignment: str) -> dict[str, SourceInfo]:
     return infos
 
 
+MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024  # a submitted notebook larger than this is malformed
+MAX_FILE_BYTES = 64 * 1024 * 1024  # another submitted file larger than this is left out
+MAX_TIMESTAMP_BYTES = 256
+TIMEZONE = re.compile(r"[+-]?\d{1,4}|[A-Za-z][A-Za-z0-9_+-]{0,30}(/[A-Za-z][A-Za-z0-9_+-]{0,30}){0,2}")
+
+
+def read_regular(path: str, limit: int, dir_fd: int | None = None) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes; else ValueError saying why.
+
+    Never follows a symbolic link (``O_NOFOLLOW``), never blocks on a FIFO (``O_NONBLOCK``, then only regular
+    files are read), never reads past ``limit`` (a file that grows while read is cut and refused).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno == errno.ENOENT:
+            raise
+        if error.errno == errno.ELOOP:
+            raise ValueError("is a symbolic link") from None
+        raise ValueError(f"cannot be opened ({error.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("is not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"is larger than {limit} bytes")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ValueError(f"is larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_timestamp(folder: str, notes: list[str]) -> datetime.datetime | None:
+    """nbgrader's ``timestamp.txt`` of a submission, read safely; None (with a note) if absent or unusable."""
+    try:
+        text = read_regular(os.path.join(folder, "timestamp.txt"), MAX_TIMESTAMP_BYTES).decode("utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError) as error:
+        notes.append(f"timestamp.txt ignored: {error}")
+        return None
+    parts = text.split(" ")
+    if not text or (len(parts) == 3 and not TIMEZONE.fullmatch(parts[2])):
+        notes.append("timestamp.txt ignored: not a timestamp")
+        return None
+    try:
+        return parse_utc(text)
+    except (ValueError, OverflowError, TypeError):
+        notes.append("timestamp.txt ignored: not a timestamp")
+        return None
+
+
 def read_notebook(path: str) -> NotebookNode:
     """nbformat.read + validate; raises ValueError with a short reason for anything unreadable."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = read_regular(path, MAX_NOTEBOOK_BYTES)
         if not raw.strip():
             raise ValueError("empty file")
         text = raw.decode("utf-8")
@@ -106,6 +179,38 @@ def read_notebook(path: str) -> NotebookNode:
     if not isinstance(nb.get("cells"), list):
         raise ValueError("not a notebook")
     return nb
+
+
+def clean_metadata(nb: NotebookNode, info: SourceInfo, notes: list[str]) -> None:
+    """Strip junk nbgrader metadata and settle duplicated grade_ids, before nbgrader's preprocessors see them."""
+    holders: dict[str, list[int]] = {}
+    for index, cell in enumerate(nb.cells):
+        metadata = cell.get("metadata")
+        if not isinstance(metadata, dict) or "nbgrader" not in metadata:
+            continue
+        meta = metadata["nbgrader"]
+        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+        source = info.sources.get(grade_id) if isinstance(grade_id, str) else None
+        if source is None or (cell.get("cell_type") != source["cell_type"] and not source["locked"]):
+            if meta:
+                notes.append(f"cell {index}: nbgrader metadata {str(grade_id)[:40]!r} stripped (unknown id or "
+                             "wrong cell type): it runs as ordinary code")
+            del metadata["nbgrader"]
+            continue
+        holders.setdefault(grade_id, []).append(index)
+    for grade_id, indices in holders.items():
+        if len(indices) == 1:
+            continue
+        source = info.sources[grade_id]
+        if source["locked"]:
+            exact = [i for i in indices if str(nb.cells[i].get("source", "")).strip() == source["source"].strip()]
+            keep = (exact or indices)[0]
+        else:
+            keep = indices[-1]
+        for index in indices:
+            if index != keep:
+                del nb.cells[index].metadata["nbgrader"]
+        notes.append(f"{grade_id}: {len(indices)} cells carried this id; only cell {keep} keeps it")
 
 
 def normalize_metadata(nb: NotebookNode, info: SourceInfo, notes: list[str]) -> None:
@@ -136,15 +241,18 @@ def normalize_metadata(nb: NotebookNode, info: SourceInfo, notes: list[str]) -> 
 
 
 def restore_missing_tests(nb: NotebookNode, info: SourceInfo, notes: list[str]) -> None:
-    """Put back graded cells that are missing, from the gradebook's source, in source order."""
+    """Put back graded and locked cells that are missing, from the gradebook's source, in source order."""
     present = {c.metadata["nbgrader"]["grade_id"]: i for i, c in enumerate(nb.cells) if "nbgrader" in c.metadata}
     for position, grade_id in enumerate(info.order):
-        if grade_id not in info.graded or grade_id in present:
-            continue
         src = info.sources[grade_id]
-        meta = {"grade": True, "grade_id": grade_id, "locked": src["locked"], "points": info.graded[grade_id],
-                "schema_version": 3, "solution": grade_id in info.solutions, "task": False,
-                "checksum": src["checksum"]}
+        wanted = grade_id in info.graded or (src["locked"] and grade_id not in info.tasks)
+        if not wanted or grade_id in present:
+            continue
+        graded = grade_id in info.graded
+        meta = {"grade": graded, "grade_id": grade_id, "locked": src["locked"], "schema_version": 3,
+                "solution": grade_id in info.solutions, "task": False, "checksum": src["checksum"]}
+        if graded:
+            meta["points"] = info.graded[grade_id]
         if src["cell_type"] == "code":
             cell = nbformat.v4.new_code_cell(src["source"], metadata={"nbgrader": meta})
         else:
@@ -153,10 +261,11 @@ def restore_missing_tests(nb: NotebookNode, info: SourceInfo, notes: list[str]) 
         index = max(before) + 1 if before else 0
         nb.cells.insert(index, cell)
         present = {c.metadata["nbgrader"]["grade_id"]: i for i, c in enumerate(nb.cells) if "nbgrader" in c.metadata}
-        notes.append(f"{grade_id}: missing graded cell restored from the gradebook")
+        notes.append(f"{grade_id}: missing {'graded' if graded else 'locked'} cell restored from the gradebook")
 
 
 def sanitize(nb: NotebookNode, resources: dict, info: SourceInfo, config, notes: list[str]) -> NotebookNode:
+    clean_metadata(nb, info, notes)
     for pp in (ClearOutput(config=config), DeduplicateIds(config=config)):
         nb, resources = pp(nb, resources)
     normalize_metadata(nb, info, notes)
@@ -193,18 +302,38 @@ def zero_notebook(gb: Gradebook, notebook: str, assignment: str, student: str) -
     gb.db.commit()
 
 
-def copy_files(submitted: str, source: str, dest: str, ignore: list[str], keep: list[str]) -> None:
-    """nbgrader's copies into autograded/: the student's other files, then the source's on top (except keep)."""
+def copy_files(submitted: str, source: str, dest: str, ignore: list[str], keep: list[str],
+               notes: list[str] | None = None) -> None:
+    """nbgrader's copies into autograded/: the student's other files, then the source's on top (except keep).
+
+    Walks without following symbolic links and copies regular files only, each read with a size cap
+    (:func:`read_regular`); anything else (a link, a FIFO, a device, a file too large) is left out, with a note.
+    """
     for origin, skip in ((submitted, []), (source, keep)):
-        for filename in utils.find_all_files(origin, ignore + ["*.ipynb"]):
-            relative = os.path.relpath(filename, origin)
-            if relative in skip:
+        if not os.path.isdir(origin) or os.path.islink(origin):
+            continue
+        for dirpath, dirnames, filenames, dir_fd in os.fwalk(origin, follow_symlinks=False):
+            if is_ignored(dirpath, ignore):
+                dirnames[:] = []
                 continue
-            target = os.path.join(dest, relative)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            if os.path.exists(target):
-                os.remove(target)
-            shutil.copy(filename, target)
+            for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+                path = os.path.join(dirpath, name)
+                relative = os.path.relpath(path, origin)
+                if relative in skip or name.endswith(".ipynb") or is_ignored(path, ignore):
+                    continue
+                try:
+                    data = read_regular(name, MAX_FILE_BYTES, dir_fd=dir_fd)
+                except (OSError, ValueError) as error:
+                    if notes is not None:
+                        notes.append(f"file {relative!r} left out: {error}")
+                    continue
+                target = os.path.join(dest, relative)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                if os.path.lexists(target):
+                    os.remove(target)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
 
 
 def prepare(coursedir, config, assignment: str, student: str, infos: dict[str, SourceInfo],
@@ -215,10 +344,13 @@ def prepare(coursedir, config, assignment: str, student: str, infos: dict[str, S
     submitted = coursedir.format_path(coursedir.submitted_directory, student, assignment)
     dest = coursedir.format_path(coursedir.autograded_directory, student, assignment)
     source = coursedir.format_path(coursedir.source_directory, ".", assignment)
+    linked = os.path.islink(submitted) or os.path.islink(os.path.dirname(submitted))
+    if linked:  # a student's folder that points elsewhere (e.g. at /root): read nothing from it
+        result.problems.append(("malformed", "the submission folder is a symbolic link: nothing was read"))
     with Gradebook(db_url) as gb:
         gb.update_or_create_student(student)
         gb.find_assignment(assignment)
-        timestamp = coursedir.get_existing_timestamp(submitted)
+        timestamp = None if linked else read_timestamp(submitted, result.notes)
         if timestamp:
             gb.update_or_create_submission(assignment, student, timestamp=timestamp)
         else:
@@ -226,12 +358,12 @@ def prepare(coursedir, config, assignment: str, student: str, infos: dict[str, S
     if os.path.exists(dest):
         shutil.rmtree(dest)
     os.makedirs(dest)
-    copy_files(submitted, source, dest, list(coursedir.ignore), keep)
+    copy_files(os.devnull if linked else submitted, source, dest, list(coursedir.ignore), keep, result.notes)
 
     for name, info in sorted(infos.items()):
         path = os.path.join(submitted, f"{name}.ipynb")
         reason = None
-        if not os.path.isfile(path):
+        if linked or not os.path.lexists(path):
             reason = ("missing", f"{name}.ipynb was not submitted")
         else:
             try:
