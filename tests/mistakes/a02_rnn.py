@@ -363,7 +363,8 @@ def sample_from_scores(scores, temperature, rng):
     {
         "name": "generate_returns_prefix_too",
         "cell": "generate",
-        "source": _GENERATE.format(**dict(_GEN_OK, result="np.concatenate([np.tile(prefix, (num_samples, 1)), ids], axis=1)")),
+        "source": _GENERATE.format(**dict(
+            _GEN_OK, result="np.concatenate([np.tile(prefix, (num_samples, 1)), ids], axis=1)")),
         "caught_by": "test_generate",
         "visible": True,
         "message": "has shape (3, 11) where (3, 7) is expected",
