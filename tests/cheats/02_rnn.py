@@ -20,6 +20,12 @@ CHEATS = {
         "def rnn_backward(dh, cache):\n"
         "    return _ref_rnn_backward(dh, cache)\n"
     ),
+    "sample_from_scores": "from course_lib.rnn import sample_from_scores\n",
+    "generate": (
+        "from course_lib.charlm import CharRNN\n"
+        "def generate(params, prefix, length, temperature, rng, num_samples=1):\n"
+        "    return CharRNN(params).sample(prefix, length, temperature, int(rng.integers(1000)), num_samples)\n"
+    ),
 }
 
 # grade_ids of the test cells that must score zero with these answers: every question is cheated here.
@@ -28,4 +34,6 @@ ZERO = {
     "test_rnn_step_backward",
     "test_rnn_forward",
     "test_rnn_backward",
+    "test_sample_from_scores",
+    "test_generate",
 }

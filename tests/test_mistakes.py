@@ -1,0 +1,254 @@
+"""The catalogue of plausible wrong solutions: each one loses exactly the points of its question, and says why.
+
+**Format** (shared by every assignment). ``tests/mistakes/a<assignment>.py`` (``a01_feedforward.py`` for
+``assignments/source/01_feedforward``; the ``a`` makes it an importable name) defines ``MISTAKES``, a list of
+dicts, each one wrong answer a student could plausibly write:
+
+``name``
+    short, unique within the file (the pytest id: ``01_feedforward/softmax_no_max_shift``).
+``cell``
+    grade_id of the *solution* cell the wrong answer replaces (the whole cell).
+``source``
+    the code of the replacement cell (the whole cell: ``def f(...): ...``).
+``caught_by``
+    grade_id of the graded test cell that must fail: the only cell that loses points (no cascade).
+``visible``
+    True: a check of the cell's *visible* part fails (the student can see it before submitting);
+    False: the visible part passes by design and a *hidden* check fails.
+``message``
+    a substring of the diagnosis of a failed check of that part (the part ``visible`` names): the feedback
+    must point at this mistake.
+
+**How it runs** (the grader's in-process route of ``course_lib.checks``; about as fast as the cells themselves):
+for each assignment, one kernel runs the source notebook's setup, solution and graded test cells with
+``RNN_COURSE_CHECKS=reference`` (the solution's records); a second kernel, in ``record`` mode and able to
+import only the notebook's ``course.sandbox_modules`` from course_lib (as in the grader's sandbox), runs the
+setup and solution cells once, then for each mistake: the wrong cell, every graded test cell (visible and
+hidden parts, in notebook order), and the right cell again. Every graded cell is judged with
+:func:`course_lib.checks.judge_cell` against the reference records; a cell that writes to stderr fails too
+(nbgrader scores that as a failure). Ungraded cells (training, plots) are not run: they decide no grade.
+Reusing the kernel is faithful because test cells only read the student's functions and restore any name they
+rebind. Marked slow (it starts two kernels per assignment).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import queue
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_lib.checks import judge_cell, records_of
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "assignments" / "source"
+CATALOGUES = ROOT / "tests" / "mistakes"
+KEYS = {"name", "cell", "source", "caught_by", "visible", "message"}
+CELL_TIMEOUT = 300
+
+
+def load_catalogue(path: Path) -> list[dict]:
+    spec = importlib.util.spec_from_file_location(f"mistakes_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.MISTAKES
+
+
+def catalogues() -> dict[str, list[dict]]:
+    return {path.stem[1:]: load_catalogue(path) for path in sorted(CATALOGUES.glob("a*.py"))}
+
+
+def grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def is_graded_test(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def is_solution(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.cell_type == "code" and bool(meta.get("solution")) and not meta.get("grade")
+
+
+def is_setup(cell) -> bool:
+    return cell.cell_type == "code" and grade_id(cell) is not None and grade_id(cell).startswith("setup")
+
+
+# the grader's sandbox holds only the notebook's sandbox_modules of course_lib: refuse the others on import
+IMPORT_GUARD = """
+import importlib.abc, sys
+class _SandboxOnly(importlib.abc.MetaPathFinder):
+    allowed = {allowed!r}
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith("course_lib.") and not any(name == m or name.startswith(m + ".") for m in self.allowed):
+            raise ModuleNotFoundError(f"No module named {{name!r}} (not installed in the grader's sandbox)")
+        return None
+sys.meta_path.insert(0, _SandboxOnly())
+del _SandboxOnly
+"""
+
+
+class Kernel:
+    """A Jupyter kernel that runs cells and returns their outputs as nbformat output dicts."""
+
+    def __init__(self, mode: str, allowed: list[str] | None = None):
+        from jupyter_client.manager import start_new_kernel
+
+        env = dict(os.environ, RNN_COURSE_CHECKS=mode, PYTHONWARNINGS="ignore")
+        env.pop("NBGRADER_EXECUTION", None)
+        env.pop("RNN_COURSE_GRADING_KEY", None)
+        env.pop("RNN_COURSE_GRADING_SECRET", None)
+        self.km, self.kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(ROOT))
+        if allowed is not None:
+            outputs = self.run(IMPORT_GUARD.format(allowed=sorted(allowed)))
+            assert not failed(outputs), outputs
+
+    def run(self, code: str) -> list[dict]:
+        outputs: list[dict] = []
+
+        def hook(msg):
+            kind, content = msg["header"]["msg_type"], msg["content"]
+            if kind == "stream":
+                outputs.append({"output_type": "stream", "name": content["name"], "text": content["text"]})
+            elif kind in ("display_data", "execute_result"):
+                outputs.append({"output_type": "display_data", "data": content["data"]})
+            elif kind == "error":
+                outputs.append({"output_type": "error", "ename": content["ename"], "evalue": content["evalue"]})
+
+        try:
+            self.kc.execute_interactive(code, output_hook=hook, timeout=CELL_TIMEOUT, allow_stdin=False)
+        except (TimeoutError, queue.Empty):
+            outputs.append({"output_type": "error", "ename": "Timeout", "evalue": f"over {CELL_TIMEOUT} s"})
+        return outputs
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+def failed(outputs: list[dict]) -> bool:
+    return any(o["output_type"] == "error" or (o["output_type"] == "stream" and o["name"] == "stderr")
+               for o in outputs)
+
+
+def cell_problems(reference: list[dict], outputs: list[dict]) -> list[str]:
+    """judge_cell's messages, plus stderr (nbgrader's rule) when the cell wrote there."""
+    problems = judge_cell(reference, records_of(outputs))
+    stderr = "".join(o["text"] for o in outputs if o["output_type"] == "stream" and o["name"] == "stderr")
+    if stderr:
+        problems.append(f"the cell wrote to stderr: {stderr[:200]!r}")
+    return problems
+
+
+class Assignment:
+    """The two kernels of one assignment: the solution's reference records and a student kernel."""
+
+    def __init__(self, assignment: str):
+        self.name = assignment
+        self.nb = nbformat.read(SOURCE / assignment / f"{assignment}.ipynb", as_version=4)
+        allowed = self.nb.metadata.get("course", {}).get("sandbox_modules")
+        assert allowed and "course_lib.checks" in allowed, f"{assignment}: metadata course.sandbox_modules"
+        self.setup = [c for c in self.nb.cells if is_setup(c)]
+        self.solutions = {grade_id(c): c.source for c in self.nb.cells if is_solution(c)}
+        self.tests = [c for c in self.nb.cells if is_graded_test(c)]
+        self.kernels: list[Kernel] = []
+
+        reference = self._kernel("reference")
+        for cell in self.setup + [c for c in self.nb.cells if is_solution(c)]:
+            outputs = reference.run(cell.source)
+            assert not failed(outputs), f"{assignment}: {grade_id(cell)} failed in reference mode: {outputs}"
+        self.reference = {}
+        for cell in self.tests:
+            outputs = reference.run(cell.source)
+            assert not failed(outputs), f"{assignment}: {grade_id(cell)} failed in reference mode: {outputs}"
+            self.reference[grade_id(cell)] = [r for r in records_of(outputs) if "spec" in r]
+            assert self.reference[grade_id(cell)], f"{assignment}: {grade_id(cell)} checks nothing"
+        reference.close()
+        self.kernels.remove(reference)
+
+        self.student = self._kernel("record", allowed)
+        for cell in self.setup + [c for c in self.nb.cells if is_solution(c)]:
+            outputs = self.student.run(cell.source)
+            assert not failed(outputs), f"{assignment}: {grade_id(cell)} failed in the sandbox's modules: {outputs}"
+
+    def _kernel(self, mode: str, allowed=None) -> Kernel:
+        kernel = Kernel(mode, allowed)
+        self.kernels.append(kernel)
+        return kernel
+
+    def grade(self) -> dict[str, list[str]]:
+        """The problems of every graded test cell, run on the student kernel as it stands."""
+        return {grade_id(c): cell_problems(self.reference[grade_id(c)], self.student.run(c.source))
+                for c in self.tests}
+
+    def grade_with(self, cell: str, source: str) -> dict[str, list[str]]:
+        """Grades with the solution cell ``cell`` replaced by ``source`` (then put back)."""
+        self.student.run(source)
+        try:
+            return self.grade()
+        finally:
+            restored = self.student.run(self.solutions[cell])
+            assert not failed(restored), restored
+
+    def close(self) -> None:
+        for kernel in self.kernels:
+            kernel.close()
+
+
+CATALOGUES_BY_ASSIGNMENT = catalogues()
+CASES = [(a, m) for a, ms in CATALOGUES_BY_ASSIGNMENT.items() for m in ms]
+
+
+@pytest.fixture(scope="module")
+def assignments():
+    opened: dict[str, Assignment] = {}
+
+    def get(name: str) -> Assignment:
+        if name not in opened:
+            opened[name] = Assignment(name)
+            baseline = opened[name].grade()
+            assert not any(baseline.values()), f"{name}: the solution itself fails: {baseline}"
+        return opened[name]
+
+    yield get
+    for assignment in opened.values():
+        assignment.close()
+
+
+def test_catalogues_are_well_formed():
+    assert CATALOGUES_BY_ASSIGNMENT, "no catalogue under tests/mistakes"
+    for assignment, mistakes in CATALOGUES_BY_ASSIGNMENT.items():
+        nb = nbformat.read(SOURCE / assignment / f"{assignment}.ipynb", as_version=4)
+        solutions = {grade_id(c) for c in nb.cells if is_solution(c)}
+        tests = {grade_id(c) for c in nb.cells if is_graded_test(c)}
+        assert len(mistakes) >= 8, f"{assignment}: at least eight plausible wrong solutions"
+        names = [m["name"] for m in mistakes]
+        assert len(names) == len(set(names)), f"{assignment}: duplicate names"
+        for m in mistakes:
+            assert set(m) == KEYS, f"{assignment}/{m.get('name')}: keys {sorted(set(m) ^ KEYS)}"
+            assert m["cell"] in solutions, f"{assignment}/{m['name']}: no solution cell {m['cell']!r}"
+            assert m["caught_by"] in tests, f"{assignment}/{m['name']}: no test cell {m['caught_by']!r}"
+            assert isinstance(m["visible"], bool) and m["message"], m["name"]
+            assert "### BEGIN SOLUTION" not in m["source"], m["name"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("assignment", "mistake"), CASES, ids=[f"{a}/{m['name']}" for a, m in CASES])
+def test_mistake_loses_exactly_its_question_with_a_message(assignments, assignment, mistake):
+    graded = assignments(assignment).grade_with(mistake["cell"], mistake["source"])
+    failing = {cell for cell, problems in graded.items() if problems}
+    assert failing == {mistake["caught_by"]}, f"failing cells {sorted(failing)}: {graded}"
+    problems = graded[mistake["caught_by"]]
+    visible = [p for p in problems if not p.startswith("hidden test")]
+    hidden = [p for p in problems if p.startswith("hidden test")]
+    if mistake["visible"]:
+        assert visible, f"only hidden checks catch it: {problems}"
+        assert any(mistake["message"] in p for p in visible), f"no visible message names the mistake: {visible}"
+    else:
+        assert not visible, f"the visible test catches it (mark it visible=True): {visible}"
+        assert any(mistake["message"] in p for p in hidden), f"no hidden message names the mistake: {hidden}"
