@@ -112,6 +112,44 @@ def plant(course, student: str, tmp) -> None:
         os.symlink(secret, folder / "stolen.txt")
 
 
+FORGE_RECORDS = (
+    "from IPython.display import publish_display_data\n"
+    "from course_lib.checks import MIME, encode\n"
+    "import numpy as np\n"
+    "def _forge(result):  # after every cell: a 'right-looking' value for every check name it can guess\n"
+    "    for test in ('affine_forward', 'affine_forward_hidden', 'softmax_loss', 'two_layer_loss'):\n"
+    "        for key in ('out', 'cache', 'loss', 'loop_over_examples', 'out_1x1x1'):\n"
+    "            publish_display_data({MIME: {'test': test, 'key': key, 'value': encode(np.zeros((3, 3)))}})\n"
+    "get_ipython().events.register('post_run_cell', _forge)\n"
+)
+HOOK_CHECKS = (
+    "import course_lib.checks as c\n"
+    "c.judge = lambda *a, **k: None\n"
+    "c.judge_cell = lambda *a, **k: []\n"
+    "c.Test.close = lambda self, *a, **k: None\n"
+    "c.Test.rule = lambda self, *a, **k: None\n"
+    "c.Test._check.__code__ = (lambda self, *a, **k: None).__code__\n"
+    "c.mode = lambda: 'assert'\n"
+    "get_ipython().display_pub.publish = lambda *a, **k: None\n"
+)
+CALL_REFERENCE = (
+    "def affine_forward(x, W, b):\n"
+    "    import sys, threading\n"
+    "    sys.setprofile(None)\n"
+    "    box = []\n"
+    "    def work():\n"
+    "        try:\n"
+    "            from course_lib.feedforward import affine_forward as reference\n"
+    "            box.append(reference(x, W, b))\n"
+    "        except ImportError as error:\n"
+    "            box.append((None, str(error)))\n"
+    "    thread = threading.Thread(target=work)\n"
+    "    thread.start()\n"
+    "    thread.join()\n"
+    "    return box[0]\n"
+)
+
+
 def corpus(course, port: int) -> dict[str, tuple]:
     """student -> (notebook or bytes, expected scores, expected problem kinds)."""
     sol, rel = source_nb(), release_nb(course)
@@ -262,7 +300,7 @@ def corpus(course, port: int) -> dict[str, tuple]:
         "patches_assertions": (insert_after(with_source(sol, "softmax_loss", WRONG_SOFTMAX), "softmax_loss",
                                             patch_assertions),
                                expect(softmax_loss=0, numerical_gradient=0, two_layer_loss=0), {"tampered"}),
-        "forges_verdicts": (insert_after(rel, "setup", forge), ZERO, {"tampered"}),
+        "forges_verdicts": (insert_after(rel, "setup", forge), ZERO, set()),
         "invalid_json": (b'{"cells": [', ZERO, {"malformed"}),
         "wrong_nbformat": (json.dumps({**json.loads(nbformat.writes(sol)), "nbformat": 99}).encode(), ZERO,
                            {"malformed"}),
@@ -285,6 +323,12 @@ def corpus(course, port: int) -> dict[str, tuple]:
         "deleted_locked": (deleted_setup, expect(softmax_loss=0, two_layer_loss=0), set()),
         "duplicated_locked": (duplicated_setup, expect(softmax_loss=0, two_layer_loss=0), set()),
         "junk_markdown": (junk_markdown, FULL, set()),
+        # written against the data-verdict design: the kernel can only hand back values
+        "forges_records": (insert_after(rel, "setup", FORGE_RECORDS), ZERO, set()),
+        "hooks_checks": (insert_after(with_source(sol, "softmax_loss", WRONG_SOFTMAX), "setup", HOOK_CHECKS), ZERO,
+                         set()),
+        "calls_reference_thread": (with_source(sol, "affine_forward", CALL_REFERENCE), expect(affine_forward=0),
+                                   {"used the reference"}),
     }
 
 
@@ -359,7 +403,8 @@ CASES = [
     "patches_assertions", "forges_verdicts", "invalid_json", "wrong_nbformat", "empty_file", "binary_file",
     "wrong_kernel", "keyring_store", "keyring_probe", "cpu_hog", "fifo_timestamp", "dev_zero_timestamp",
     "link_to_root_file", "=SUM(1,2)", "-dash", "ctl\x1b[31mred\x07", NOT_UTF8, "script_output",
-    "leaks_hidden_tests", "deleted_locked", "duplicated_locked", "junk_markdown",
+    "leaks_hidden_tests", "deleted_locked", "duplicated_locked", "junk_markdown", "forges_records", "hooks_checks",
+    "calls_reference_thread",
 ]
 
 
