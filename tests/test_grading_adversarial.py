@@ -380,7 +380,7 @@ def graded(tmp_path_factory):
     keys_before = key_users()
     before = tree_hashes(course, exclude=("gradebook.db", "reports", *(f"autograded/{s}" for s in cases)))
     result = run(course, "course_lib.grading", "autograde", ASSIGNMENT, "--workers", "2", "--quiet",
-                 "--limits", LIMITS, *[a for s in cases for a in ("--student", s)])
+                 "--limits", LIMITS, *[f"--student={s}" for s in cases])  # =: a name may start with '-'
     listener.close()
     with open(course / "reports" / ASSIGNMENT / "problems.csv") as f:
         problems: dict[str, list[tuple[str, str]]] = {}

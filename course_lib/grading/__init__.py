@@ -4,8 +4,10 @@
 submission into the standard nbgrader gradebook, like ``nbgrader autograde``, but
 
 * in parallel (``--workers``, default: one per core), with a progress bar;
-* each submission in a bubblewrap sandbox (:mod:`.sandbox`): no network, a filesystem with only its working
-  copy, an unprivileged uid, CPU/wall/memory/process/output/file-size limits (:mod:`.limits`);
+* each submission in a bubblewrap sandbox (:mod:`.sandbox`): no network, a user namespace of its own, a
+  filesystem with only its working copy, size-bounded tmpfs, an unprivileged uid, CPU/wall/memory/process/
+  output/file-size limits per process and, where the host allows cgroups, CPU/RAM/process limits per
+  submission (:mod:`.limits`);
 * with verdicts decided from data outside the student's process (:mod:`.verdict`, :mod:`course_lib.checks`).
 
 Modules, in the order a submission meets them: :mod:`.reference` (trusted: the source notebook's reference
@@ -13,7 +15,9 @@ run, once per class or per student, and the restricted course_lib), :mod:`.prepa
 gradebook: nbgrader's sanitizing plus metadata reset and restoration of deleted tests), :mod:`.sandbox` and
 :mod:`.runner` (the only untrusted execution), :mod:`.verdict` (trusted: compares the submission's check
 records with the reference's), :mod:`.scoring` (trusted: nbgrader's scoring preprocessors write the
-gradebook), :mod:`.summary`. :mod:`.pool` runs the pool (and holds :func:`autograde`).
+gradebook), :mod:`.summary`, :mod:`.similarity` (trusted: near-copies for review, no score). :mod:`.pool`
+runs the pool (and holds :func:`autograde`); :mod:`.feedback` is nbgrader's ``generate_feedback``
+preprocessor.
 
 Threat model
 ------------
@@ -42,17 +46,36 @@ call code that is not there. Attempts are reported (a static scan of the answers
 
 *Confinement (holds against any code).* Student code runs only in the sandbox: it cannot reach the network
 (not even 127.0.0.1 of the host), cannot see or change the course directory, the gradebook, the reference
-data, the hidden tests on disk or other submissions, and is stopped by the limits. The notebook with its
-hidden tests reaches the sandbox through a pipe. The hidden tests' code does run in the kernel (it must call
-the student's functions), so a submission can read it there; feedback removes it (:mod:`.feedback`), and with
-a secret, reading it reveals no expected value. Only the trusted parent writes the gradebook, from notebooks
-it sanitized itself (locked and test cells restored, grade metadata reset, fake graded cells disarmed,
-deleted tests put back, malformed files scored zero).
+data, the hidden tests on disk or other submissions, and is stopped by the limits. It runs in a user namespace
+of its own (made by the trusted launcher when the grader is root, by bwrap otherwise; no namespace can be
+nested inside), with a new session keyring: its user, user-session, persistent and session keyrings are new,
+unreachable from any other submission, and freed when it ends, so keys cannot carry the hidden tests from one
+submission to the next nor stay on the host (tested). It can write only to three tmpfs of ``disk`` MiB each
+(``/tmp``, ``/dev/shm``, the working copy); the root and ``/dev`` are read-only. With cgroups (v2 delegated,
+or v1 as root; detected at start), a submission as a whole gets at most ``cores`` CPU cores, ``ram`` MiB and
+``nproc`` processes, however many processes or sessions it starts (tested: CPU burners in their own sessions
+stay in their quota); without them, the command says so once and only the per-process limits hold, so a
+submission that forks CPU burners can slow the one graded beside it. The notebook with its hidden tests
+reaches the sandbox through a pipe. The hidden tests' code does run in the kernel (it must call the student's
+functions), so a submission can read it there; with a secret, reading it reveals no expected value. Only the
+trusted parent writes the gradebook, from notebooks it sanitized itself (locked and test cells restored, even
+when deleted or duplicated, grade metadata reset, fake graded cells and junk metadata disarmed, deleted tests
+put back, malformed files scored zero). The parent reads submitted files without following symbolic links or
+opening FIFOs or devices, with size caps, so a submission can neither hang nor exhaust the grader nor copy a
+file it could not read into ``autograded/``; odd folder names (not UTF-8, control characters, formulas, a
+leading dash) are escaped in every report and never stop the run.
 
-*Limits (what is not claimed).* Resource limits are per process (RLIMIT_*) plus what :mod:`.sandbox` says it
-enforces on this host; the separate uid per worker exists only when the grader runs as root. Under plain
-``nbgrader autograde`` (in-process, no sandbox) the same test cells compare in the student's process, with
-the old guarantees only: use this command for grades that must hold.
+*Feedback (holds against any output).* nbgrader's ``generate_feedback`` (with :mod:`.feedback`) shows no
+hidden test source, no output that contains a line of the hidden tests (verbatim up to whitespace, quotes and
+escapes; an *encoded* copy, e.g. base64, is not recognised), and nothing a student wrote as active HTML or
+JavaScript. A failed check's message says what was checked and the likely mistake, never the expected value.
+
+*Limits (what is not claimed).* The separate uid per worker exists only when the grader runs as root
+(tested); as a normal user, RLIMIT_NPROC is counted against that user, so without cgroups one submission's
+processes count against the others' (not tested here). Under plain ``nbgrader autograde`` (in-process, no
+sandbox) the same test cells compare in the student's process and can be fooled there: use this command for
+grades that must hold. The similarity report (:mod:`.similarity`) flags near-copies for a human; it neither
+proves nor rules out copying, and changes no score.
 """
 
 __all__ = ["GradingError", "Limits", "Outcome", "autograde"]

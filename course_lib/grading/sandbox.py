@@ -40,6 +40,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,6 +214,7 @@ def cgroups() -> Cgroups:
 
 
 _created: list[str] = []
+_lock = threading.Lock()
 
 
 def _remove_created() -> None:
@@ -242,11 +244,12 @@ def slot_cgroup(slot: int, limits: Limits) -> list[str]:
         folder = os.path.join(parent, f"course-grading-{os.getpid()}")
         slot_folder = os.path.join(folder, f"slot-{slot}")
         for path in (folder, slot_folder):
-            if not os.path.isdir(path):
-                os.mkdir(path)
-                _created.append(path)
-                if len(_created) == 1:
-                    atexit.register(_remove_created)
+            with _lock:  # workers (threads) create their slots side by side
+                if not os.path.isdir(path):
+                    os.mkdir(path)
+                    _created.append(path)
+                    if len(_created) == 1:
+                        atexit.register(_remove_created)
         if info.version == 2:
             _write(os.path.join(folder, "cgroup.subtree_control"), " ".join(f"+{c}" for c in CONTROLLERS))
             settings = {"cpu.max": f"{quota} {period}", "cpu.weight": "100", "memory.max": str(ram),
