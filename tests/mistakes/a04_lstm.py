@@ -1,32 +1,15 @@
 """Plausible wrong answers to assignment 04_lstm (the format is documented in tests/test_mistakes.py).
 
-Each wrong answer is the solution cell of the source notebook with one mistake put in (``_variant`` replaces
-one or more snippets and fails loudly if the solution no longer contains them), so the catalogue follows the
-notebook and every entry differs from the right answer by exactly what its name says.
+Each wrong answer is the solution cell of the source notebook with one mistake put in (see _variants.py).
 """
 
+import importlib.util
 from pathlib import Path
 
-import nbformat
-
-_NOTEBOOK = Path(__file__).resolve().parents[2] / "assignments" / "source" / "04_lstm" / "04_lstm.ipynb"
-_SOLUTIONS = {c.metadata.nbgrader.grade_id: c.source for c in nbformat.read(_NOTEBOOK, as_version=4).cells
-              if c.metadata.get("nbgrader", {}).get("solution")}
-
-
-def _variant(cell: str, *replacements: tuple[str, str]) -> str:
-    source = "\n".join(line for line in _SOLUTIONS[cell].splitlines() if "### BEGIN SOLUTION" not in line
-                       and "### END SOLUTION" not in line)
-    for old, new in replacements:
-        assert source.count(old) == 1, f"{cell}: {old!r} is not in the solution exactly once"
-        source = source.replace(old, new)
-    return source
-
-
-def _mistake(name, cell, replacements, caught_by, message, visible=True):
-    return {"name": name, "cell": cell, "source": _variant(cell, *replacements), "caught_by": caught_by,
-            "visible": visible, "message": message}
-
+_spec = importlib.util.spec_from_file_location("_variants", Path(__file__).with_name("_variants.py"))
+_variants = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_variants)
+_mistake = _variants.mistake_maker("04_lstm")
 
 _F, _B, _G = "test_lstm_step_forward", "test_lstm_step_backward", "test_gru_step_forward"
 _S, _C = "test_lstm_sequence", "test_classifier_loss"

@@ -1,32 +1,15 @@
 """Plausible wrong answers to assignment 05_imdb_sentiment (the format is documented in tests/test_mistakes.py).
 
-Each wrong answer is the solution cell of the source notebook with one mistake put in (``_variant`` replaces
-one or more snippets and fails loudly if the solution no longer contains them).
+Each wrong answer is the solution cell of the source notebook with one mistake put in (see _variants.py).
 """
 
+import importlib.util
 from pathlib import Path
 
-import nbformat
-
-_NOTEBOOK = (Path(__file__).resolve().parents[2] / "assignments" / "source" / "05_imdb_sentiment"
-             / "05_imdb_sentiment.ipynb")
-_SOLUTIONS = {c.metadata.nbgrader.grade_id: c.source for c in nbformat.read(_NOTEBOOK, as_version=4).cells
-              if c.metadata.get("nbgrader", {}).get("solution")}
-
-
-def _variant(cell: str, *replacements: tuple[str, str]) -> str:
-    source = "\n".join(line for line in _SOLUTIONS[cell].splitlines() if "### BEGIN SOLUTION" not in line
-                       and "### END SOLUTION" not in line)
-    for old, new in replacements:
-        assert source.count(old) == 1, f"{cell}: {old!r} is not in the solution exactly once"
-        source = source.replace(old, new)
-    return source
-
-
-def _mistake(name, cell, replacements, caught_by, message, visible=True):
-    return {"name": name, "cell": cell, "source": _variant(cell, *replacements), "caught_by": caught_by,
-            "visible": visible, "message": message}
-
+_spec = importlib.util.spec_from_file_location("_variants", Path(__file__).with_name("_variants.py"))
+_variants = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_variants)
+_mistake = _variants.mistake_maker("05_imdb_sentiment")
 
 _TOKENS = 're.findall(r"[a-z0-9\']+", text.lower().replace("<br />", " "))'
 _VOCAB = "ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: max_size - 2]"
@@ -39,7 +22,8 @@ MISTAKES = [
     _mistake("tokenize_keeps_br", "tokenize", [(_TOKENS, 're.findall(r"[a-z0-9\']+", text.lower())')], _T,
              "contains a token 'br'"),
     _mistake("tokenize_br_removed_not_spaced", "tokenize",
-             [(_TOKENS, 're.findall(r"[a-z0-9\']+", text.lower().replace("<br />", ""))')], _T, "glues the words on both sides"),
+             [(_TOKENS, 're.findall(r"[a-z0-9\']+", text.lower().replace("<br />", ""))')], _T,
+             "glues the words on both sides"),
     _mistake("tokenize_no_apostrophe", "tokenize",
              [(_TOKENS, 're.findall(r"[a-z0-9]+", text.lower().replace("<br />", " "))')], _T,
              "at the apostrophe"),
@@ -68,12 +52,12 @@ MISTAKES = [
              _E, "gives unknown words id 0"),
     _mistake("encode_lengths_before_truncation", "encode_batch",
              [("lengths = torch.tensor([max(len(s), 1) for s in ids], dtype=torch.int64)",
-               "lengths = torch.tensor([max(min(len(t), max_len), 1) for t in token_lists], dtype=torch.int64)\n"
-               "    lengths = torch.tensor([max(len(t), 1) for t in token_lists], dtype=torch.int64)")], _E,
+               "lengths = torch.tensor([max(len(t), 1) for t in token_lists], dtype=torch.int64)")], _E,
              "counts the tokens before truncation"),
     _mistake("encode_empty_length_zero", "encode_batch",
              [("lengths = torch.tensor([max(len(s), 1) for s in ids], dtype=torch.int64)",
-               "lengths = torch.tensor([len(s) for s in ids], dtype=torch.int64)")], _E, "gives an empty list length 0"),
+               "lengths = torch.tensor([len(s) for s in ids], dtype=torch.int64)")], _E,
+             "gives an empty list length 0"),
     _mistake("encode_pads_to_max_len", "encode_batch",
              [("X = torch.zeros((len(ids), int(lengths.max())), dtype=torch.int64)",
                "X = torch.zeros((len(ids), max_len), dtype=torch.int64)")], _E, "where (2, 2) is expected"),
