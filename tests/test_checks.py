@@ -133,3 +133,15 @@ def test_reference_modules_are_imported_on_first_use(monkeypatch):
     ref = checks.reference("course_lib.gru")
     assert "course_lib.gru" not in sys.modules
     assert callable(ref.gru_step_forward) and "course_lib.gru" in sys.modules
+
+
+def test_own_work_of_the_whole_package_does_not_flag_itself(monkeypatch):
+    monkeypatch.setenv("RNN_COURSE_CHECKS", "assert")
+    t = Test("own")
+    with t.own_work("course_lib"):
+        np.ones(3).sum()
+    from course_lib import feedforward
+
+    with pytest.raises(AssertionError, match="reference implementation"):
+        with t.own_work("course_lib"):
+            feedforward.affine_forward(np.ones((1, 2)), np.ones((2, 2)), np.ones(2))
