@@ -350,11 +350,13 @@ def pad(seqs: Sequence[np.ndarray], value: int = PAD_ID) -> np.ndarray:
 
 
 def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab: Vocab, tgt_vocab: Vocab,
-                 max_len: int | None = None) -> PairDataset:
-    """Tokenise and encode; with ``max_len``, pairs whose either side has more tokens are left out."""
+                 max_len: int | None = None, tokens: Sequence[tuple[list[str], list[str]]] | None = None
+                 ) -> PairDataset:
+    """Tokenise (unless ``tokens`` holds both sides' tokens already) and encode; with ``max_len``, pairs whose
+    either side has more tokens are left out."""
     src, tgt, texts, refs = [], [], [], []
-    for en, es in pairs:
-        s, t = tokenize(en), tokenize(es)
+    for k, (en, es) in enumerate(pairs):
+        s, t = tokens[k] if tokens is not None else (tokenize(en), tokenize(es))
         if max_len is not None and (len(s) > max_len or len(t) > max_len):
             continue
         src.append(src_vocab.encode(s))
@@ -386,5 +388,5 @@ def prepare(pairs: Sequence[tuple[str, str]], src_min_count: int = 2, tgt_min_co
     train_tokens = [(tokenize(en), tokenize(es)) for en, es in parts["train"]]
     src_vocab = Vocab.build((s for s, _ in train_tokens), min_count=src_min_count)
     tgt_vocab = Vocab.build((t for _, t in train_tokens), min_count=tgt_min_count, max_size=tgt_max_size)
-    return Prepared(src_vocab, tgt_vocab, encode_pairs(parts["train"], src_vocab, tgt_vocab, max_len),
+    return Prepared(src_vocab, tgt_vocab, encode_pairs(parts["train"], src_vocab, tgt_vocab, max_len, train_tokens),
                     encode_pairs(parts["val"], src_vocab, tgt_vocab), encode_pairs(parts["test"], src_vocab, tgt_vocab))
