@@ -291,7 +291,7 @@ def beam_search(step: Callable, state, n: int, beam: int, max_len: int, alpha: f
         stay[pad] = 0.0
         log_probs = np.where(finished[:, :, None], stay, log_probs)
         flat = (scores[:, :, None] + log_probs).reshape(n, beam * V)
-        top = np.argsort(-flat, axis=1, kind="stable")[:, :beam]  # (n, K), ties to the lowest index
+        top = _top_k(flat, beam)  # (n, K), ties to the lowest index
         origin, token = top // V, top % V
         scores = np.take_along_axis(flat, top, axis=1)
         seqs = np.concatenate([np.take_along_axis(seqs, origin[:, :, None], axis=1), token[:, :, None]], axis=2)
@@ -308,6 +308,19 @@ def beam_search(step: Callable, state, n: int, beam: int, max_len: int, alpha: f
     chosen = seqs[np.arange(n), best]
     keep = max(1, int(lengths[np.arange(n), best].max()))
     return chosen[:, :keep], normalised[np.arange(n), best]
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """The indices of each row's ``k`` largest scores, best first, ties to the lowest index: the same as
+    ``np.argsort(-scores, axis=1, kind="stable")[:, :k]``, without sorting whole rows."""
+    if k >= scores.shape[1]:
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]  # the k-th largest score of each row
+    out = np.empty((scores.shape[0], k), dtype=np.int64)
+    for i, row in enumerate(scores):
+        candidates = np.flatnonzero(row >= kth[i])  # the k best and any ties with the k-th
+        out[i] = candidates[np.argsort(-row[candidates], kind="stable")][:k]
+    return out
 
 
 def model_step(model: Seq2Seq) -> Callable:

@@ -315,3 +315,14 @@ def test_training_lowers_the_loss_and_resumes_exactly(rng, tmp_path):
                           progress=False)
     finally:
         torch.set_default_dtype(torch.float64)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_top_k_equals_a_stable_full_sort(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(-3, 3, (6, 40)).astype(float)  # many ties
+    scores[0, :] = -np.inf
+    scores[1, 5:] = -np.inf
+    for k in (1, 3, 7, 40):
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(seq2seq._top_k(scores, k), expected)
