@@ -14,6 +14,10 @@ the result file with the commit, date, machine, torch version and configuration 
     python benchmarks/bench_seq2seq.py run --minutes 15 --out book/results/seq2seq/full.json
     python benchmarks/bench_seq2seq.py run --minutes 2 --only attention --out /tmp/probe.json   # a probe
     python benchmarks/bench_seq2seq.py run --resume ...         # continue runs stopped part-way
+    python benchmarks/bench_seq2seq.py combine a.json b.json --out full.json   # runs made in two processes
+
+On a busy shared machine, two single-threaded processes (``--only attention`` and ``--only none``, run at the
+same time, then ``combine``) get more of the machine than one process with two threads.
 
 Checkpoints go to ``<cache>/runs/seq2seq-<name>/last.pt`` (``course_lib.imdb.cache_dir``).
 """
@@ -124,7 +128,20 @@ def main(argv=None) -> None:
     run.add_argument("--resume", action="store_true")
     run.add_argument("--quiet", action="store_true")
     run.add_argument("--out", type=Path, help="write the results as JSON here")
+    combine = sub.add_parser("combine", help="merge the result files of runs made separately")
+    combine.add_argument("files", nargs="+", type=Path)
+    combine.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.command == "combine":
+        parts = [json.loads(f.read_text()) for f in args.files]
+        merged = dict(parts[0], runs=[r for p in parts for r in p["runs"]])
+        merged["provenance"] = dict(parts[0]["provenance"], processes=[p["provenance"] for p in parts])
+        if any(p["data"] != parts[0]["data"] for p in parts):
+            raise SystemExit("the runs used different data settings")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(merged, indent=1) + "\n")
+        print(f"wrote {args.out}: runs {[r['name'] for r in merged['runs']]}")
+        return
     if args.command == "download":
         print(spa_eng.download())
         return
