@@ -62,14 +62,14 @@ def sacre(hyps: list[list[str]], refs: list[str]) -> float:
     return sacrebleu.corpus_bleu([spa_eng.detokenize(h) for h in hyps], [refs]).score
 
 
-def evaluate(model, data: spa_eng.PairDataset, tgt_vocab, beam: int, alpha: float) -> dict:
+def evaluate(model, data: spa_eng.PairDataset, tgt_vocab, beam: int, alpha: float, subset: str = "test") -> dict:
     t0 = time.perf_counter()
     hyps = seq2seq.translate(model, data, tgt_vocab, beam=beam, alpha=alpha)
     seconds = time.perf_counter() - t0
     refs = [spa_eng.tokenize(r) for r in data.refs]
     lengths = [len(s) - 1 for s in data.src]
     score = seq2seq.corpus_bleu(hyps, refs)
-    return {"beam": beam, "alpha": alpha, "bleu": score["bleu"], "bp": score["bp"],
+    return {"beam": beam, "alpha": alpha, "subset": subset, "n": len(data), "bleu": score["bleu"], "bp": score["bp"],
             "precisions": score["precisions"], "sacrebleu": sacre(hyps, data.refs),
             "by_length": seq2seq.bleu_by_length(hyps, refs, lengths, EDGES), "seconds": seconds,
             "loadavg_after": load()}
@@ -85,21 +85,36 @@ def run_one(name: str, prep: spa_eng.Prepared, args, attention: bool) -> dict:
                                        seed=args.seed, max_seconds=args.minutes * 60)
     ckpt = cache_dir() / "runs" / f"seq2seq-{name}"
     before = load()
-    history = seq2seq.train(model, prep.train, train_config, val=None, checkpoint_dir=ckpt, resume=args.resume,
-                            progress=not args.quiet)
+    if args.eval_only:  # evaluate the model of an earlier run (its checkpoint), without training further
+        state = seq2seq.load_checkpoint(ckpt / "last.pt")
+        model.load_state_dict(state["model"])
+        history = state["history"]
+        before = state["extra"].get("loadavg_before", before)
+    else:
+        history = seq2seq.train(model, prep.train, train_config, val=None, checkpoint_dir=ckpt,
+                                resume=args.resume, progress=not args.quiet, extra={"loadavg_before": before})
     after_train = load()
     result = {"name": name, "attention": attention, "model_config": config.to_dict(),
               "train_config": train_config.to_dict(), "parameters": sum(p.numel() for p in model.parameters()),
               "train_seconds": history["seconds"], "epochs_done": history["epoch"][-1] if history["epoch"] else 0,
               "train_loss": history["train_loss"][-1] if history["train_loss"] else None,
               "loss_curve": {"epoch": history["epoch"], "train_loss": history["train_loss"]},
-              "val_loss": seq2seq.evaluate_loss(model, prep.val), "loadavg_before": before,
-              "loadavg_after_training": after_train, "test": []}
-    for beam in [1] + ([args.beam] if args.beam > 1 else []):
-        result["test"].append(evaluate(model, prep.test, prep.tgt_vocab, beam, args.alpha))
+              "val_loss": None if args.no_val_loss else seq2seq.evaluate_loss(model, prep.val),
+              "loadavg_before": before, "loadavg_after_training": after_train, "test": []}
+    jobs = [(1, prep.test, "test")]
+    if args.beam > 1:
+        if args.beam_subset:  # beam search on the first pairs of the test split only (and greedy beside it)
+            part = prep.test.subset(range(min(args.beam_subset, len(prep.test))))
+            label = f"first {len(part)} of the test split"
+            jobs += [(1, part, label), (args.beam, part, label)]
+        else:
+            jobs.append((args.beam, prep.test, "test"))
+    for beam, data, label in jobs:
+        result["test"].append(evaluate(model, data, prep.tgt_vocab, beam, args.alpha, label))
         line = result["test"][-1]
-        print(f"{name}: beam {beam}: BLEU {line['bleu']:.2f} (sacrebleu {line['sacrebleu']:.2f}), "
-              f"{line['seconds']:.0f} s to translate, load {line['loadavg_after']}", flush=True)
+        print(f"{name}: beam {beam} on {label} ({len(data)}): BLEU {line['bleu']:.2f} "
+              f"(sacrebleu {line['sacrebleu']:.2f}), {line['seconds']:.0f} s to translate, "
+              f"load {line['loadavg_after']}", flush=True)
     return result
 
 
@@ -126,6 +141,10 @@ def main(argv=None) -> None:
     run.add_argument("--threads", type=int, default=2)
     run.add_argument("--subset", type=int, help="use only this many training pairs (probes)")
     run.add_argument("--resume", action="store_true")
+    run.add_argument("--eval-only", action="store_true", help="evaluate the checkpoints of an earlier run")
+    run.add_argument("--beam-subset", type=int, default=0,
+                     help="run beam search on only the first N test pairs (greedy on all of them too)")
+    run.add_argument("--no-val-loss", action="store_true")
     run.add_argument("--quiet", action="store_true")
     run.add_argument("--out", type=Path, help="write the results as JSON here")
     combine = sub.add_parser("combine", help="merge the result files of runs made separately")
@@ -171,7 +190,8 @@ def main(argv=None) -> None:
     print(f"\ngoals: test BLEU of the attention model >= {GOALS['minimum']:.0f} (aim {GOALS['aim']:.0f})")
     for r in results["runs"]:
         for t in r["test"]:
-            print(f"{r['name']:>10}  beam {t['beam']}: BLEU {t['bleu']:5.2f}  sacrebleu {t['sacrebleu']:5.2f}  "
+            print(f"{r['name']:>10}  beam {t['beam']} on {t['subset']}: BLEU {t['bleu']:5.2f}  "
+                  f"sacrebleu {t['sacrebleu']:5.2f}  "
                   f"({r['train_seconds'] / 60:.1f} min training, {r['epochs_done']:.2f} epochs, "
                   f"load {r['loadavg_before']} -> {r['loadavg_after_training']}); by source length: "
                   + ", ".join(f"{b['lo']}-{b['hi'] - 1}: {b['bleu'] if b['bleu'] is None else round(b['bleu'], 1)}"
