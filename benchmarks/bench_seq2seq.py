@@ -34,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from course_lib import seq2seq, spa_eng
@@ -103,9 +104,11 @@ def run_one(name: str, prep: spa_eng.Prepared, args, attention: bool) -> dict:
               "loadavg_before": before, "loadavg_after_training": after_train, "test": []}
     jobs = [(1, prep.test, "test")]
     if args.beam > 1:
-        if args.beam_subset:  # beam search on the first pairs of the test split only (and greedy beside it)
-            part = prep.test.subset(range(min(args.beam_subset, len(prep.test))))
-            label = f"first {len(part)} of the test split"
+        if args.beam_subset:  # beam search on evenly spaced test pairs only (and greedy beside it); the
+            # file is sorted by length, so evenly spaced pairs span every length
+            idx = np.unique(np.linspace(0, len(prep.test) - 1, min(args.beam_subset, len(prep.test))).astype(int))
+            part = prep.test.subset(idx)
+            label = f"{len(part)} evenly spaced test pairs"
             jobs += [(1, part, label), (args.beam, part, label)]
         else:
             jobs.append((args.beam, prep.test, "test"))
@@ -143,7 +146,7 @@ def main(argv=None) -> None:
     run.add_argument("--resume", action="store_true")
     run.add_argument("--eval-only", action="store_true", help="evaluate the checkpoints of an earlier run")
     run.add_argument("--beam-subset", type=int, default=0,
-                     help="run beam search on only the first N test pairs (greedy on all of them too)")
+                     help="run beam search on N evenly spaced test pairs only (greedy on them too)")
     run.add_argument("--no-val-loss", action="store_true")
     run.add_argument("--quiet", action="store_true")
     run.add_argument("--out", type=Path, help="write the results as JSON here")
