@@ -14,6 +14,8 @@ module              what it holds
 ``lstm``            LSTM step and sequence forward/backward (numpy), gate activations, torch.nn.LSTM conversion
 ``gru``             GRU (PyTorch's formulation) step and sequence forward/backward, torch.nn.GRU conversion
 ``imdb``            IMDb data and CLI; with ``text``, ``models``, ``train``, ``bow``: the sentiment chapter
+``spa_eng``         English-Spanish pairs (Tatoeba): download, verification, tokens, split by English sentence
+``seq2seq``         additive attention (numpy), GRU encoder-decoder with/without attention, greedy/beam search, BLEU
 ``plotting``        figure helpers shared by the chapters (matplotlib)
 ``testing``         helpers for graded assignments (e.g. proving a reference was not called)
 ``check``           ``python -m course_lib.check NOTEBOOK``: a student's self-check on a fresh kernel

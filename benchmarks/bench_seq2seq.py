@@ -1,0 +1,205 @@
+"""English to Spanish translation on the official test split: attention vs none, greedy vs beam, BLEU by length.
+
+Trains a :class:`course_lib.seq2seq.Seq2Seq` with attention and one without, each for the same wall-clock
+budget (default 15 minutes of training, evaluation excluded), on the training part of the fixed split of
+``course_lib.spa_eng``, then translates the whole test split with greedy decoding and with beam search and
+prints BLEU beside the issue's goals (at least 25, aim for 35). Two BLEU figures are printed for each:
+``bleu`` (``course_lib.seq2seq.corpus_bleu`` on our tokens) and ``sacrebleu`` (sacrebleu's default, on the
+detokenised output against the raw Spanish references, case-sensitive: the comparable figure).
+
+Timings depend on what else runs on the machine: the load average is recorded before and after each run, in
+the result file with the commit, date, machine, torch version and configuration (no text of the data).
+
+    python benchmarks/bench_seq2seq.py download                 # fetch and verify the corpus into the cache
+    python benchmarks/bench_seq2seq.py run --minutes 15 --out book/results/seq2seq/full.json
+    python benchmarks/bench_seq2seq.py run --minutes 2 --only attention --out /tmp/probe.json   # a probe
+    python benchmarks/bench_seq2seq.py run --resume ...         # continue runs stopped part-way
+    python benchmarks/bench_seq2seq.py combine a.json b.json --out full.json   # runs made in two processes
+
+On a busy shared machine, two single-threaded processes (``--only attention`` and ``--only none``, run at the
+same time, then ``combine``) get more of the machine than one process with two threads.
+
+Checkpoints go to ``<cache>/runs/seq2seq-<name>/last.pt`` (``course_lib.imdb.cache_dir``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from course_lib import seq2seq, spa_eng
+from course_lib.imdb import cache_dir
+
+GOALS = {"minimum": 25.0, "aim": 35.0}
+EDGES = [1, 5, 8, 11, 15, 100]  # source length bins (English tokens, end mark excluded)
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def commit() -> str:
+    try:
+        root = Path(__file__).resolve().parents[1]
+        return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def sacre(hyps: list[list[str]], refs: list[str]) -> float:
+    import sacrebleu
+
+    return sacrebleu.corpus_bleu([spa_eng.detokenize(h) for h in hyps], [refs]).score
+
+
+def evaluate(model, data: spa_eng.PairDataset, tgt_vocab, beam: int, alpha: float, subset: str = "test") -> dict:
+    t0 = time.perf_counter()
+    hyps = seq2seq.translate(model, data, tgt_vocab, beam=beam, alpha=alpha)
+    seconds = time.perf_counter() - t0
+    refs = [spa_eng.tokenize(r) for r in data.refs]
+    lengths = [len(s) - 1 for s in data.src]
+    score = seq2seq.corpus_bleu(hyps, refs)
+    return {"beam": beam, "alpha": alpha, "subset": subset, "n": len(data), "bleu": score["bleu"], "bp": score["bp"],
+            "precisions": score["precisions"], "sacrebleu": sacre(hyps, data.refs),
+            "by_length": seq2seq.bleu_by_length(hyps, refs, lengths, EDGES), "seconds": seconds,
+            "loadavg_after": load()}
+
+
+def run_one(name: str, prep: spa_eng.Prepared, args, attention: bool) -> dict:
+    torch.manual_seed(args.seed)
+    config = seq2seq.ModelConfig(len(prep.src_vocab), len(prep.tgt_vocab), emb=args.emb, hidden=args.hidden,
+                                 attention=attention, attn_size=args.attn, out_size=args.out_size,
+                                 bidirectional=not args.unidirectional)
+    model = seq2seq.Seq2Seq(config)
+    train_config = seq2seq.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                       seed=args.seed, max_seconds=args.minutes * 60)
+    ckpt = cache_dir() / "runs" / f"seq2seq-{name}"
+    before = load()
+    if args.eval_only:  # evaluate the model of an earlier run (its checkpoint), without training further
+        state = seq2seq.load_checkpoint(ckpt / "last.pt")
+        model.load_state_dict(state["model"])
+        history = state["history"]
+        before = state["extra"].get("loadavg_before", before)
+    else:
+        history = seq2seq.train(model, prep.train, train_config, val=None, checkpoint_dir=ckpt,
+                                resume=args.resume, progress=not args.quiet, extra={"loadavg_before": before})
+    after_train = load()
+    result = {"name": name, "attention": attention, "model_config": config.to_dict(),
+              "train_config": train_config.to_dict(), "parameters": sum(p.numel() for p in model.parameters()),
+              "train_seconds": history["seconds"], "epochs_done": history["epoch"][-1] if history["epoch"] else 0,
+              "train_loss": history["train_loss"][-1] if history["train_loss"] else None,
+              "loss_curve": {"epoch": history["epoch"], "train_loss": history["train_loss"]},
+              "val_loss": None if args.no_val_loss else seq2seq.evaluate_loss(model, prep.val),
+              "loadavg_before": before, "loadavg_after_training": after_train, "test": []}
+    jobs = [(1, prep.test, "test")]
+    if args.beam > 1:
+        if args.beam_subset:  # beam search on evenly spaced test pairs only (and greedy beside it); the
+            # file is sorted by length, so evenly spaced pairs span every length
+            idx = np.unique(np.linspace(0, len(prep.test) - 1, min(args.beam_subset, len(prep.test))).astype(int))
+            part = prep.test.subset(idx)
+            label = f"{len(part)} evenly spaced test pairs"
+            jobs += [(1, part, label), (args.beam, part, label)]
+        else:
+            jobs.append((args.beam, prep.test, "test"))
+    for beam, data, label in jobs:
+        result["test"].append(evaluate(model, data, prep.tgt_vocab, beam, args.alpha, label))
+        line = result["test"][-1]
+        print(f"{name}: beam {beam} on {label} ({len(data)}): BLEU {line['bleu']:.2f} "
+              f"(sacrebleu {line['sacrebleu']:.2f}), {line['seconds']:.0f} s to translate, "
+              f"load {line['loadavg_after']}", flush=True)
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("download", help="download and verify spa.txt into the cache")
+    run = sub.add_parser("run", help="train and evaluate; print the figures; write a result file")
+    run.add_argument("--minutes", type=float, default=15.0, help="training budget of each model")
+    run.add_argument("--only", choices=["attention", "none"], help="train only one of the two models")
+    run.add_argument("--tgt-vocab", type=int, default=8000, help="target vocabulary size (specials included)")
+    run.add_argument("--max-len", type=int, default=20, help="leave out training pairs longer than this")
+    run.add_argument("--emb", type=int, default=128)
+    run.add_argument("--hidden", type=int, default=256)
+    run.add_argument("--attn", type=int, default=128)
+    run.add_argument("--out-size", type=int, default=256)
+    run.add_argument("--unidirectional", action="store_true")
+    run.add_argument("--batch-size", type=int, default=64)
+    run.add_argument("--lr", type=float, default=2e-3)
+    run.add_argument("--epochs", type=int, default=20)
+    run.add_argument("--beam", type=int, default=5)
+    run.add_argument("--alpha", type=float, default=1.0)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--threads", type=int, default=2)
+    run.add_argument("--subset", type=int, help="use only this many training pairs (probes)")
+    run.add_argument("--resume", action="store_true")
+    run.add_argument("--eval-only", action="store_true", help="evaluate the checkpoints of an earlier run")
+    run.add_argument("--beam-subset", type=int, default=0,
+                     help="run beam search on N evenly spaced test pairs only (greedy on them too)")
+    run.add_argument("--no-val-loss", action="store_true")
+    run.add_argument("--quiet", action="store_true")
+    run.add_argument("--out", type=Path, help="write the results as JSON here")
+    combine = sub.add_parser("combine", help="merge the result files of runs made separately")
+    combine.add_argument("files", nargs="+", type=Path)
+    combine.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.command == "combine":
+        parts = [json.loads(f.read_text()) for f in args.files]
+        merged = dict(parts[0], runs=[r for p in parts for r in p["runs"]])
+        merged["provenance"] = dict(parts[0]["provenance"], processes=[p["provenance"] for p in parts])
+        if any(p["data"] != parts[0]["data"] for p in parts):
+            raise SystemExit("the runs used different data settings")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(merged, indent=1) + "\n")
+        print(f"wrote {args.out}: runs {[r['name'] for r in merged['runs']]}")
+        return
+    if args.command == "download":
+        print(spa_eng.download())
+        return
+    torch.set_num_threads(args.threads)
+    pairs = spa_eng.load_pairs(download=True)
+    prep = spa_eng.prepare(pairs, tgt_max_size=args.tgt_vocab, max_len=args.max_len)
+    if args.subset:
+        prep.train = prep.train.subset(range(min(args.subset, len(prep.train))))
+    print(f"{len(prep.train):,} training pairs, {len(prep.val):,} validation, {len(prep.test):,} test; "
+          f"vocabularies: {len(prep.src_vocab):,} English, {len(prep.tgt_vocab):,} Spanish; load {load()}",
+          flush=True)
+    results = {"provenance": {"commit": commit(), "date": datetime.datetime.now(datetime.UTC).isoformat(
+                   timespec="seconds"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                   "platform": platform.platform(), "python": sys.version.split()[0], "torch": torch.__version__,
+                   "threads": args.threads, "loadavg_start": load(), "argv": sys.argv[1:]},
+               "data": {"train": len(prep.train), "val": len(prep.val), "test": len(prep.test),
+                        "src_vocab": len(prep.src_vocab), "tgt_vocab": len(prep.tgt_vocab),
+                        "edges": EDGES},
+               "goals": GOALS, "runs": []}
+    for name, attention in (("attention", True), ("none", False)):
+        if args.only and args.only != name:
+            continue
+        results["runs"].append(run_one(name, prep, args, attention))
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"\ngoals: test BLEU of the attention model >= {GOALS['minimum']:.0f} (aim {GOALS['aim']:.0f})")
+    for r in results["runs"]:
+        for t in r["test"]:
+            print(f"{r['name']:>10}  beam {t['beam']} on {t['subset']}: BLEU {t['bleu']:5.2f}  "
+                  f"sacrebleu {t['sacrebleu']:5.2f}  "
+                  f"({r['train_seconds'] / 60:.1f} min training, {r['epochs_done']:.2f} epochs, "
+                  f"load {r['loadavg_before']} -> {r['loadavg_after_training']}); by source length: "
+                  + ", ".join(f"{b['lo']}-{b['hi'] - 1}: {b['bleu'] if b['bleu'] is None else round(b['bleu'], 1)}"
+                              for b in t["by_length"]))
+
+
+if __name__ == "__main__":
+    main()
