@@ -13,7 +13,9 @@ module              what it holds
 ``gradients``       gradients through time: per-step norms, clipping, initialisers, long-range tasks
 ``lstm``            LSTM step and sequence forward/backward (numpy), gate activations, torch.nn.LSTM conversion
 ``gru``             GRU (PyTorch's formulation) step and sequence forward/backward, torch.nn.GRU conversion
-``imdb``            IMDb data and CLI; with ``text``, ``models``, ``train``, ``bow``: the sentiment chapter
+``imdb``            IMDb data: download (and ``download_file``), parse, cache, encode, splits
+``imdb_runs``       IMDb experiments: presets, runs, ensembles, result records, the CLI; with ``text``,
+                    ``models``, ``train``, ``bow``: the sentiment chapter
 ``plotting``        figure helpers shared by the chapters (matplotlib)
 ``testing``         helpers for graded assignments (e.g. proving a reference was not called)
 ``check``           ``python -m course_lib.check NOTEBOOK``: a student's self-check on a fresh kernel

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -118,6 +119,21 @@ def predict_logistic(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> np.nd
         return torch.sigmoid(torch.sparse.mm(x, w.unsqueeze(1)).squeeze(1) + b).double().numpy()
 
 
+@dataclass
+class NBLogistic:
+    """A fitted NB-weighted logistic regression: features, their log-count ratios ``r`` ``(F,)``, weights
+    ``w`` ``(F,)`` and bias ``b``."""
+
+    featurizer: NgramFeaturizer
+    r: torch.Tensor
+    w: torch.Tensor
+    b: torch.Tensor
+
+    def predict_proba(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """Probabilities ``(N,)`` that each tokenized text is positive."""
+        return predict_logistic(scale_columns(self.featurizer.transform(token_lists), self.r), self.w, self.b)
+
+
 def train_nbsvm(
     train_tokens: Sequence[Sequence[str]], train_labels: np.ndarray, test_tokens: Sequence[Sequence[str]] | None,
     test_labels: np.ndarray | None, weight_decays: Sequence[float] = (0.0, 1e-7, 1e-6, 1e-5), val_fraction: float = 0.1,
@@ -128,7 +144,7 @@ def train_nbsvm(
     Returns:
         a results dictionary: ``val_accuracy`` per weight decay, the chosen one, ``train_seconds`` (features,
         ratios and fits included), ``features`` (F) and, with test data, ``test`` (accuracy, confusion, n) and
-        the test probabilities ``probs``.
+        the test probabilities ``probs``; ``model``, the :class:`NBLogistic` fitted on all the training reviews.
     """
     t0 = time.perf_counter()
     train_labels = np.asarray(train_labels)
@@ -140,19 +156,21 @@ def train_nbsvm(
         feats = NgramFeaturizer(min_df).fit(fit_tokens)
         x = feats.transform(fit_tokens)
         r = nb_ratios(x, fit_y)
-        return feats, scale_columns(x, r), [scale_columns(feats.transform(o), r) for o in other]
+        return feats, r, scale_columns(x, r), [scale_columns(feats.transform(o), r) for o in other]
 
-    _, x_fit, (x_val,) = featurize([train_tokens[i] for i in fit_idx], train_labels[fit_idx],
+    _, _, x_fit, (x_val,) = featurize([train_tokens[i] for i in fit_idx], train_labels[fit_idx],
                                    [[train_tokens[i] for i in val_idx]])
     val_accuracy = {}
     for wd in weight_decays:
         w, b = fit_logistic(x_fit, train_labels[fit_idx], weight_decay=wd, seed=seed)
         val_accuracy[wd] = float(np.mean((predict_logistic(x_val, w, b) > 0.5) == train_labels[val_idx]))
     best_wd = max(weight_decays, key=lambda k: (val_accuracy[k], -k))
-    feats, x_train, x_others = featurize(train_tokens, train_labels, [test_tokens] if test_tokens is not None else [])
+    others = [test_tokens] if test_tokens is not None else []
+    feats, r, x_train, x_others = featurize(train_tokens, train_labels, others)
     w, b = fit_logistic(x_train, train_labels, weight_decay=best_wd, seed=seed)
     results = {"name": "nbsvm", "val_accuracy": {str(k): v for k, v in val_accuracy.items()}, "weight_decay": best_wd,
-               "features": len(feats), "train_seconds": time.perf_counter() - t0}
+               "features": len(feats), "train_seconds": time.perf_counter() - t0,
+               "model": NBLogistic(feats, r, w, b)}
     if test_tokens is not None:
         probs = predict_logistic(x_others[0], w, b)
         pred = (probs > 0.5).astype(np.int64)

@@ -47,3 +47,7 @@ def test_nbsvm_learns_the_fake_reviews(fake_reviews):
     assert res["test"]["accuracy"] >= 0.9 and res["test"]["n"] == 120
     assert sum(map(sum, res["test"]["confusion"])) == 120 and res["probs"].shape == (120,)
     assert res["weight_decay"] in (0.0, 1e-4) and set(res["val_accuracy"]) == {"0.0", "0.0001"}
+    # the returned model is the one that made the test predictions
+    np.testing.assert_allclose(res["model"].predict_proba([tokenize(t) for t in test.texts]), res["probs"])
+    p = res["model"].predict_proba([["superb", "brilliant"], ["awful", "terrible"]])
+    assert p[0] > 0.5 > p[1]
