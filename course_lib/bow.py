@@ -78,28 +78,52 @@ def scale_columns(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
                                    check_invariants=False)
 
 
+def logistic_loss_grad(
+    x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, weight_decay: float = 0.0,
+) -> tuple[float, torch.Tensor, torch.Tensor]:
+    r"""Mean binary cross-entropy of a logistic regression on sparse CSR ``x`` ``(N, F)`` plus the L2 penalty
+    :math:`\lambda \lVert w \rVert^2`, and its gradients, written out (autograd through a sparse product is slow
+    on a CPU: it builds the transpose of ``x`` at every step).
+
+    .. math::
+
+        z = x w + b, \qquad \frac{\partial L}{\partial w} = \frac{1}{N} x^\top (\sigma(z) - y) + 2 \lambda w,
+        \qquad \frac{\partial L}{\partial b} = \frac{1}{N} \sum_n (\sigma(z_n) - y_n)
+
+    Args:
+        x: ``(N, F)`` sparse CSR; y: ``(N,)`` targets in {0, 1}; w: ``(F,)``; b: ``()``.
+
+    Returns:
+        loss (float), dw ``(F,)``, db ``()``.
+    """
+    logits = torch.sparse.mm(x, w.unsqueeze(1)).squeeze(1) + b  # (N,)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + weight_decay * (w * w).sum()
+    dlogits = (torch.sigmoid(logits) - y) / len(y)  # (N,)
+    row = torch.repeat_interleave(torch.arange(len(y)), x.crow_indices().diff())  # the row of each stored entry
+    dw = torch.zeros_like(w).index_add_(0, x.col_indices(), x.values() * dlogits[row])  # x^T dlogits
+    if weight_decay:
+        dw += 2 * weight_decay * w
+    return float(loss), dw, dlogits.sum()
+
+
 def fit_logistic(
     x: torch.Tensor, y: np.ndarray, weight_decay: float = 1e-6, epochs: int = 8, batch_size: int = 256,
     lr: float = 0.02, seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logistic regression on sparse ``x`` ``(N, F)`` with Adam; returns weights ``(F,)`` and bias ``()``."""
+    """Logistic regression on sparse ``x`` ``(N, F)`` with Adam on mini-batches (gradients from
+    :func:`logistic_loss_grad`); returns weights ``(F,)`` and bias ``()``."""
     g = torch.Generator().manual_seed(seed)
     N, F = x.shape
     dtype = x.values().dtype
-    w = torch.zeros(F, dtype=dtype, requires_grad=True)
-    b = torch.zeros((), dtype=dtype, requires_grad=True)
-    opt = torch.optim.Adam([w, b], lr=lr)
+    w = torch.zeros(F, dtype=dtype)
+    b = torch.zeros((), dtype=dtype)
+    opt = torch.optim.Adam([w, b], lr=lr, fused=True)  # one pass over the F weights per step: 3-4x faster
     y_t = torch.as_tensor(y, dtype=dtype)
     for _ in range(epochs):
         for idx in torch.randperm(N, generator=g).split(batch_size):
-            xb = _rows(x, idx)
-            logits = torch.sparse.mm(xb, w.unsqueeze(1)).squeeze(1) + b
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y_t[idx])
-            loss = loss + weight_decay * (w * w).sum()
-            opt.zero_grad()
-            loss.backward()
+            _, w.grad, b.grad = logistic_loss_grad(_rows(x, idx), y_t[idx], w, b, weight_decay)
             opt.step()
-    return w.detach(), b.detach()
+    return w, b
 
 
 def _rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
