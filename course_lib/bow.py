@@ -80,7 +80,8 @@ def scale_columns(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
 
 def logistic_loss_grad(
     x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, weight_decay: float = 0.0,
-) -> tuple[float, torch.Tensor, torch.Tensor]:
+    with_loss: bool = True, out: torch.Tensor | None = None,
+) -> tuple[float | None, torch.Tensor, torch.Tensor]:
     r"""Mean binary cross-entropy of a logistic regression on sparse CSR ``x`` ``(N, F)`` plus the L2 penalty
     :math:`\lambda \lVert w \rVert^2`, and its gradients, written out (autograd through a sparse product is slow
     on a CPU: it builds the transpose of ``x`` at every step).
@@ -92,18 +93,23 @@ def logistic_loss_grad(
 
     Args:
         x: ``(N, F)`` sparse CSR; y: ``(N,)`` targets in {0, 1}; w: ``(F,)``; b: ``()``.
+        with_loss: False skips the loss (a pass over ``w``) and returns None for it.
+        out: an ``(F,)`` buffer to write ``dw`` into (saves an allocation per step).
 
     Returns:
-        loss (float), dw ``(F,)``, db ``()``.
+        loss (float or None), dw ``(F,)``, db ``()``.
     """
     logits = torch.sparse.mm(x, w.unsqueeze(1)).squeeze(1) + b  # (N,)
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + weight_decay * (w * w).sum()
+    loss = None
+    if with_loss:
+        loss = float(torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + weight_decay * (w * w).sum())
     dlogits = (torch.sigmoid(logits) - y) / len(y)  # (N,)
     row = torch.repeat_interleave(torch.arange(len(y)), x.crow_indices().diff())  # the row of each stored entry
-    dw = torch.zeros_like(w).index_add_(0, x.col_indices(), x.values() * dlogits[row])  # x^T dlogits
+    dw = out.zero_() if out is not None else torch.zeros_like(w)
+    dw.index_add_(0, x.col_indices(), x.values() * dlogits[row])  # x^T dlogits
     if weight_decay:
         dw += 2 * weight_decay * w
-    return float(loss), dw, dlogits.sum()
+    return loss, dw, dlogits.sum()
 
 
 def fit_logistic(
@@ -117,11 +123,14 @@ def fit_logistic(
     dtype = x.values().dtype
     w = torch.zeros(F, dtype=dtype)
     b = torch.zeros((), dtype=dtype)
-    opt = torch.optim.Adam([w, b], lr=lr, fused=True)  # one pass over the F weights per step: 3-4x faster
+    # fused: one pass over the F weights per step (3-4x faster than the default); Adam's weight_decay adds
+    # weight_decay * w to the gradient, so 2 * weight_decay gives the gradient of the penalty weight_decay * |w|^2
+    opt = torch.optim.Adam([w, b], lr=lr, weight_decay=2 * weight_decay, fused=True)
     y_t = torch.as_tensor(y, dtype=dtype)
+    w.grad = torch.zeros_like(w)
     for _ in range(epochs):
         for idx in torch.randperm(N, generator=g).split(batch_size):
-            _, w.grad, b.grad = logistic_loss_grad(_rows(x, idx), y_t[idx], w, b, weight_decay)
+            _, _, b.grad = logistic_loss_grad(_rows(x, idx), y_t[idx], w, b, with_loss=False, out=w.grad)
             opt.step()
     return w, b
 

@@ -47,6 +47,11 @@ def test_logistic_loss_grad_matches_autograd(weight_decay):
     assert loss == pytest.approx(ref.item(), rel=1e-12)
     torch.testing.assert_close(dw, w.grad)
     torch.testing.assert_close(db, b.grad)
+    buffer = torch.full((6,), 7.0, dtype=torch.float64)  # a stale buffer is overwritten, not added to
+    none, dw2, _ = bow.logistic_loss_grad(dense.to_sparse_csr(), y, w.detach(), b.detach(), weight_decay,
+                                          with_loss=False, out=buffer)
+    assert none is None and dw2 is buffer
+    torch.testing.assert_close(dw2, w.grad)
 
 
 @pytest.fixture(scope="module")
