@@ -13,7 +13,9 @@ module              what it holds
 ``gradients``       gradients through time: per-step norms, clipping, initialisers, long-range tasks
 ``lstm``            LSTM step and sequence forward/backward (numpy), gate activations, torch.nn.LSTM conversion
 ``gru``             GRU (PyTorch's formulation) step and sequence forward/backward, torch.nn.GRU conversion
-``imdb``            IMDb data and CLI; with ``text``, ``models``, ``train``, ``bow``: the sentiment chapter
+``imdb``            IMDb data: download (and ``download_file``), parse, cache, encode, splits
+``imdb_runs``       IMDb experiments: presets, runs, ensembles, result records, the CLI; with ``text``,
+                    ``models``, ``train``, ``bow``: the sentiment chapter
 ``spa_eng``         English-Spanish pairs (Tatoeba): download, verification, tokens, split by English sentence
 ``seq2seq``         additive attention (numpy), GRU encoder-decoder with/without attention, greedy/beam search, BLEU
 ``plotting``        figure helpers shared by the chapters (matplotlib)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -77,28 +78,61 @@ def scale_columns(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
                                    check_invariants=False)
 
 
+def logistic_loss_grad(
+    x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, weight_decay: float = 0.0,
+    with_loss: bool = True, out: torch.Tensor | None = None,
+) -> tuple[float | None, torch.Tensor, torch.Tensor]:
+    r"""Mean binary cross-entropy of a logistic regression on sparse CSR ``x`` ``(N, F)`` plus the L2 penalty
+    :math:`\lambda \lVert w \rVert^2`, and its gradients, written out (autograd through a sparse product is slow
+    on a CPU: it builds the transpose of ``x`` at every step).
+
+    .. math::
+
+        z = x w + b, \qquad \frac{\partial L}{\partial w} = \frac{1}{N} x^\top (\sigma(z) - y) + 2 \lambda w,
+        \qquad \frac{\partial L}{\partial b} = \frac{1}{N} \sum_n (\sigma(z_n) - y_n)
+
+    Args:
+        x: ``(N, F)`` sparse CSR; y: ``(N,)`` targets in {0, 1}; w: ``(F,)``; b: ``()``.
+        with_loss: False skips the loss (a pass over ``w``) and returns None for it.
+        out: an ``(F,)`` buffer to write ``dw`` into (saves an allocation per step).
+
+    Returns:
+        loss (float or None), dw ``(F,)``, db ``()``.
+    """
+    logits = torch.sparse.mm(x, w.unsqueeze(1)).squeeze(1) + b  # (N,)
+    loss = None
+    if with_loss:
+        loss = float(torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + weight_decay * (w * w).sum())
+    dlogits = (torch.sigmoid(logits) - y) / len(y)  # (N,)
+    row = torch.repeat_interleave(torch.arange(len(y)), x.crow_indices().diff())  # the row of each stored entry
+    dw = out.zero_() if out is not None else torch.zeros_like(w)
+    dw.index_add_(0, x.col_indices(), x.values() * dlogits[row])  # x^T dlogits
+    if weight_decay:
+        dw += 2 * weight_decay * w
+    return loss, dw, dlogits.sum()
+
+
 def fit_logistic(
     x: torch.Tensor, y: np.ndarray, weight_decay: float = 1e-6, epochs: int = 8, batch_size: int = 256,
     lr: float = 0.02, seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logistic regression on sparse ``x`` ``(N, F)`` with Adam; returns weights ``(F,)`` and bias ``()``."""
+    """Logistic regression on sparse ``x`` ``(N, F)`` with Adam on mini-batches (gradients from
+    :func:`logistic_loss_grad`); returns weights ``(F,)`` and bias ``()``."""
     g = torch.Generator().manual_seed(seed)
     N, F = x.shape
     dtype = x.values().dtype
-    w = torch.zeros(F, dtype=dtype, requires_grad=True)
-    b = torch.zeros((), dtype=dtype, requires_grad=True)
-    opt = torch.optim.Adam([w, b], lr=lr)
+    w = torch.zeros(F, dtype=dtype)
+    b = torch.zeros((), dtype=dtype)
+    # fused: one pass over the F weights per step (3-4x faster than the default); Adam's weight_decay adds
+    # weight_decay * w to the gradient, so 2 * weight_decay gives the gradient of the penalty weight_decay * |w|^2
+    opt = torch.optim.Adam([w, b], lr=lr, weight_decay=2 * weight_decay, fused=True)
     y_t = torch.as_tensor(y, dtype=dtype)
+    w.grad = torch.zeros_like(w)
     for _ in range(epochs):
         for idx in torch.randperm(N, generator=g).split(batch_size):
-            xb = _rows(x, idx)
-            logits = torch.sparse.mm(xb, w.unsqueeze(1)).squeeze(1) + b
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y_t[idx])
-            loss = loss + weight_decay * (w * w).sum()
-            opt.zero_grad()
-            loss.backward()
+            _, _, b.grad = logistic_loss_grad(_rows(x, idx), y_t[idx], w, b, with_loss=False, out=w.grad)
             opt.step()
-    return w.detach(), b.detach()
+    return w, b
 
 
 def _rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -118,6 +152,21 @@ def predict_logistic(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> np.nd
         return torch.sigmoid(torch.sparse.mm(x, w.unsqueeze(1)).squeeze(1) + b).double().numpy()
 
 
+@dataclass
+class NBLogistic:
+    """A fitted NB-weighted logistic regression: features, their log-count ratios ``r`` ``(F,)``, weights
+    ``w`` ``(F,)`` and bias ``b``."""
+
+    featurizer: NgramFeaturizer
+    r: torch.Tensor
+    w: torch.Tensor
+    b: torch.Tensor
+
+    def predict_proba(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """Probabilities ``(N,)`` that each tokenized text is positive."""
+        return predict_logistic(scale_columns(self.featurizer.transform(token_lists), self.r), self.w, self.b)
+
+
 def train_nbsvm(
     train_tokens: Sequence[Sequence[str]], train_labels: np.ndarray, test_tokens: Sequence[Sequence[str]] | None,
     test_labels: np.ndarray | None, weight_decays: Sequence[float] = (0.0, 1e-7, 1e-6, 1e-5), val_fraction: float = 0.1,
@@ -128,7 +177,7 @@ def train_nbsvm(
     Returns:
         a results dictionary: ``val_accuracy`` per weight decay, the chosen one, ``train_seconds`` (features,
         ratios and fits included), ``features`` (F) and, with test data, ``test`` (accuracy, confusion, n) and
-        the test probabilities ``probs``.
+        the test probabilities ``probs``; ``model``, the :class:`NBLogistic` fitted on all the training reviews.
     """
     t0 = time.perf_counter()
     train_labels = np.asarray(train_labels)
@@ -140,19 +189,21 @@ def train_nbsvm(
         feats = NgramFeaturizer(min_df).fit(fit_tokens)
         x = feats.transform(fit_tokens)
         r = nb_ratios(x, fit_y)
-        return feats, scale_columns(x, r), [scale_columns(feats.transform(o), r) for o in other]
+        return feats, r, scale_columns(x, r), [scale_columns(feats.transform(o), r) for o in other]
 
-    _, x_fit, (x_val,) = featurize([train_tokens[i] for i in fit_idx], train_labels[fit_idx],
+    _, _, x_fit, (x_val,) = featurize([train_tokens[i] for i in fit_idx], train_labels[fit_idx],
                                    [[train_tokens[i] for i in val_idx]])
     val_accuracy = {}
     for wd in weight_decays:
         w, b = fit_logistic(x_fit, train_labels[fit_idx], weight_decay=wd, seed=seed)
         val_accuracy[wd] = float(np.mean((predict_logistic(x_val, w, b) > 0.5) == train_labels[val_idx]))
     best_wd = max(weight_decays, key=lambda k: (val_accuracy[k], -k))
-    feats, x_train, x_others = featurize(train_tokens, train_labels, [test_tokens] if test_tokens is not None else [])
+    others = [test_tokens] if test_tokens is not None else []
+    feats, r, x_train, x_others = featurize(train_tokens, train_labels, others)
     w, b = fit_logistic(x_train, train_labels, weight_decay=best_wd, seed=seed)
     results = {"name": "nbsvm", "val_accuracy": {str(k): v for k, v in val_accuracy.items()}, "weight_decay": best_wd,
-               "features": len(feats), "train_seconds": time.perf_counter() - t0}
+               "features": len(feats), "train_seconds": time.perf_counter() - t0,
+               "model": NBLogistic(feats, r, w, b)}
     if test_tokens is not None:
         probs = predict_logistic(x_others[0], w, b)
         pred = (probs > 0.5).astype(np.int64)

@@ -15,32 +15,29 @@ Parsed texts and encoded token ids are cached under ``<cache>/parsed`` and ``<ca
 of the files and the settings, so a second load takes a few seconds. Nothing is ever written inside the
 repository.
 
-Command line (full runs outside the book; see ``python -m course_lib.imdb --help``)::
+Experiments on these data (presets, training runs, ensembles, result records, the command line) live in
+:mod:`course_lib.imdb_runs`; ``python -m course_lib.imdb`` runs its command line, so
+``python -m course_lib.imdb download`` fetches the data.
 
-    python -m course_lib.imdb download
-    python -m course_lib.imdb train --name bigru --cell gru --bidirectional --pooling max_mean --epochs 3
-    python -m course_lib.imdb evaluate --run ~/.cache/rnn-course/runs/bigru
-    python -m course_lib.imdb predict --run ~/.cache/rnn-course/runs/bigru "A wonderful, moving film."
+The download machinery is not specific to IMDb and other chapters reuse it: :func:`cache_dir` (the course's
+cache folder), :func:`download_file` (a streamed, resumable download verified by size and SHA-256, renamed
+into place only when complete), :func:`file_sha256`, and ``_atomic_write``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import json
 import os
-import platform
 import re
 import shutil
-import sys
 import tarfile
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import zlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -112,6 +109,7 @@ def locate(
 
 # ----------------------------------------------------------------------------------------------- download
 def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as hex, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -172,6 +170,35 @@ def _fetch(url: str, part: Path, size: int | None, progress: bool, timeout: floa
                            f"resume it (the partial file is {part})")
 
 
+def download_file(
+    url: str, dest: str | os.PathLike, sha256: str | None = None, size: int | None = None, progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``url`` to ``dest`` unless it is already there; return ``dest``.
+
+    The bytes stream into ``dest.part`` (resumed with an HTTP Range request after an interruption), which is
+    checked against ``size`` and ``sha256`` (when given) and only then renamed to ``dest``: ``dest`` is either
+    absent or complete and verified. A wrong size or checksum deletes the download. Raises
+    :class:`DatasetError` with the reason and what to do.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    _fetch(url, part, size, progress, timeout)
+    if size is not None and part.stat().st_size != size:
+        part.unlink()
+        raise DatasetError(f"{url} has {part.stat().st_size if part.exists() else 'another'} bytes, "
+                           f"expected {size:,}; the download was deleted")
+    if sha256 is not None and (digest := file_sha256(part)) != sha256:
+        part.unlink()
+        raise DatasetError(f"checksum mismatch for {url}: sha256 {digest}, expected {sha256}; the corrupted "
+                           "download was deleted, run again to download it afresh")
+    os.replace(part, dest)
+    return dest
+
+
 def _extract(archive: Path, dest: Path) -> None:
     """Write the labelled reviews (and README, imdb.vocab) of ``archive`` under ``dest``, checking every name."""
     with tarfile.open(archive, "r:gz") as tar:
@@ -218,18 +245,7 @@ def download(
     downloads = root / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     archive = downloads / url.rsplit("/", 1)[-1]
-    part = archive.with_name(archive.name + ".part")
-    if not archive.exists():
-        _fetch(url, part, size, progress, timeout)
-        if size is not None and part.stat().st_size != size:
-            part.unlink()
-            raise DatasetError(f"{url} has {part.stat().st_size if part.exists() else 'another'} bytes, "
-                               f"expected {size:,}; the download was deleted")
-        if sha256 is not None and (digest := file_sha256(part)) != sha256:
-            part.unlink()
-            raise DatasetError(f"checksum mismatch for {url}: sha256 {digest}, expected {sha256}; the corrupted "
-                               "download was deleted, run again to download it afresh")
-        os.replace(part, archive)
+    download_file(url, archive, sha256, size, progress, timeout)
     tmp = Path(tempfile.mkdtemp(prefix=".aclImdb-", dir=root))
     try:
         try:
@@ -426,288 +442,22 @@ def write_fake_dataset(root: str | os.PathLike, n_per_label: int = 20, seed: int
     return root
 
 
-# ----------------------------------------------------------------------------------------------- runs (CLI)
-# The configurations of the course's results table (benchmarks/bench_imdb.py trains them; the chapter reads
-# their results.json). "seed_*": the seed article's setup (10,000 words, embedding 32, one 32-unit recurrent
-# layer read to its last state, 10 epochs at batch size 128; reviews cut to their last 500 tokens).
-# "bilstm*", "bigru*": candidates for the course's best recurrent model on a 2-core CPU; the best is the one with the
-# highest validation accuracy (see best_recurrent), never the one with the best test accuracy.
-PRESETS = {
-    "seed_rnn": {"vocab_size": 10_000, "model": {"cell": "rnn", "embed_dim": 32, "hidden_size": 32},
-                 "train": {"epochs": 10, "batch_size": 128, "lr": 1e-3, "max_len": 500}},
-    "seed_lstm": {"vocab_size": 10_000, "model": {"cell": "lstm", "embed_dim": 32, "hidden_size": 32},
-                  "train": {"epochs": 10, "batch_size": 128, "lr": 1e-3, "max_len": 500}},
-    "bilstm": {"vocab_size": 30_000,
-               "model": {"cell": "lstm", "embed_dim": 64, "hidden_size": 64, "bidirectional": True,
-                         "pooling": "max_mean", "emb_dropout": 0.3, "dropout": 0.3},
-               "train": {"epochs": 4, "batch_size": 64, "lr": 2e-3, "max_len": 400}},
-    "bilstm_e128": {"vocab_size": 30_000,
-                    "model": {"cell": "lstm", "embed_dim": 128, "hidden_size": 64, "bidirectional": True,
-                              "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4},
-                    "train": {"epochs": 4, "batch_size": 64, "lr": 2e-3, "max_len": 400}},
-    "bigru": {"vocab_size": 30_000,
-              "model": {"cell": "gru", "embed_dim": 64, "hidden_size": 64, "bidirectional": True,
-                        "pooling": "max_mean", "emb_dropout": 0.3, "dropout": 0.3},
-              "train": {"epochs": 4, "batch_size": 64, "lr": 2e-3, "max_len": 400}},
-    "bigru_800": {"vocab_size": 30_000,
-                  "model": {"cell": "gru", "embed_dim": 64, "hidden_size": 64, "bidirectional": True,
-                            "pooling": "max_mean", "emb_dropout": 0.3, "dropout": 0.3},
-                  "train": {"epochs": 4, "batch_size": 64, "lr": 2e-3, "max_len": 800}},
-    "bigru_wide": {"vocab_size": 30_000,
-                   "model": {"cell": "gru", "embed_dim": 96, "hidden_size": 80, "bidirectional": True,
-                             "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4},
-                   "train": {"epochs": 6, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.6, "max_len": 800,
-                             "max_seconds": 840}},
-}
-
-
-def best_recurrent(runs: dict[str, dict]) -> str | None:
-    """Name of the non-seed recurrent run with the highest validation accuracy (the test split plays no part)."""
-    candidates = {n: max(r["history"]["val_accuracy"]) for n, r in runs.items()
-                  if "history" in r and r["history"]["val_accuracy"] and not n.startswith("seed")}
-    return max(candidates, key=candidates.get) if candidates else None
-
-
-def _run_dir(args) -> Path:
-    if getattr(args, "run", None):
-        return Path(args.run).expanduser()
-    runs = Path(args.runs_dir).expanduser() if args.runs_dir else cache_dir(args.cache_dir) / "runs"
-    return runs / args.name
-
-
-def _machine() -> dict:
-    import torch
-
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
-
-
-def train_run(
-    name: str,
-    model_config: dict,
-    train_config: dict,
-    vocab_size: int | None = 10_000,
-    min_freq: int = 1,
-    val_fraction: float = 0.1,
-    train_limit: int | None = None,
-    test: bool = True,
-    data_dir=None,
-    cache=None,
-    runs_dir=None,
-    resume: bool = False,
-    progress: bool = True,
-    device=None,
-) -> dict:
-    """Train one model on IMDb, evaluate it on the test split, and write ``results.json`` beside its checkpoints.
-
-    The validation split (``val_fraction`` of the training reviews, drawn with ``train_config["seed"]``) picks the
-    best epoch; the test split is read only after training. Returns the results dictionary.
-    """
-    import torch
-
-    from .models import ModelConfig, SentimentRNN, count_parameters
-    from .train import TrainConfig, default_device, evaluate, fit, set_seed
-
-    run = (Path(runs_dir).expanduser() if runs_dir else cache_dir(cache) / "runs") / name
-    t_load = time.perf_counter()
-    data = load_imdb(vocab_size, min_freq, data_dir, cache, download=True, progress=progress)
-    load_seconds = time.perf_counter() - t_load
-    tcfg = TrainConfig.from_dict(train_config)
-    fit_set, val_set = fit_val_split(data.train, train_limit, val_fraction, tcfg.seed)
-    mcfg = ModelConfig(**{**model_config, "vocab_size": len(data.vocab)})
-    set_seed(tcfg.seed)
-    model = SentimentRNN(mcfg)
-    device = torch.device(device) if device else default_device()
-    extra = {"vocab": data.vocab.to_dict(), "model_config": mcfg.to_dict(), "data": {
-        "vocab_size": vocab_size, "min_freq": min_freq, "val_fraction": val_fraction, "train_limit": train_limit}}
-    machine_before = _machine()
-    history = fit(model, fit_set, val_set, tcfg, checkpoint_dir=run, resume=resume, device=device,
-                  progress=progress, extra=extra)
-    results = {"name": name, "model_config": mcfg.to_dict(), "train_config": tcfg.to_dict(), "data": extra["data"],
-               "n_train": len(fit_set), "n_val": len(val_set), "parameters": count_parameters(model),
-               "history": history, "train_seconds": float(sum(history["seconds"])),
-               "load_seconds": load_seconds, "device": str(device), "machine_start": machine_before}
-    if test:
-        t0 = time.perf_counter()
-        ev = evaluate(model, data.test, tcfg.batch_size * 2, tcfg.max_len, tcfg.keep, device, progress)
-        pred = (ev["probs"] > 0.5).astype(np.int64)
-        y = data.test.labels
-        results["test"] = {"loss": ev["loss"], "accuracy": ev["accuracy"], "n": len(y),
-                           "confusion": [[int(np.sum((y == a) & (pred == b))) for b in (0, 1)] for a in (0, 1)],
-                           "seconds": time.perf_counter() - t0}
-        _atomic_write(run / "test_predictions.npz", lambda f: np.savez(f, probs=ev["probs"], labels=y))
-    results["machine_end"] = _machine()
-    _atomic_write(run / "results.json", lambda f: f.write(json.dumps(results, indent=1).encode()))
-    return results
-
-
+# ----------------------------------------------------------------------------------------------- splits
 def fit_val_split(train: SequenceDataset, train_limit: int | None, val_fraction: float, seed: int):
-    """The training reviews a run fits on and its validation reviews (how :func:`train_run` cuts them)."""
+    """The training reviews a run fits on and its validation reviews, as
+    :func:`course_lib.imdb_runs.train_run` cuts them: ``train_limit`` reviews drawn with ``seed`` (all if None),
+    then a ``val_fraction`` of them held out."""
     if train_limit is not None and train_limit < len(train):
         train = train.subset(np.sort(np.random.default_rng(seed).permutation(len(train))[:train_limit]))
     return train.split(val_fraction, seed=seed)
 
 
-def val_probabilities(run: str | os.PathLike, data_dir=None, cache=None,
-                      data: ImdbData | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A run's predicted probabilities and the labels on its own validation split, rebuilt as it was cut.
-    ``data``: the encoded dataset, if the caller already loaded it with the run's vocabulary settings."""
-    from .train import evaluate
-
-    results = json.loads((Path(run) / "results.json").read_text())
-    model, vocab, tcfg = load_run(run)
-    if data is None:
-        data = load_imdb(results["data"]["vocab_size"], results["data"]["min_freq"], data_dir, cache)
-    if data.vocab != vocab:
-        raise DatasetError(f"the data no longer give the vocabulary that {run} was trained with")
-    _, val = fit_val_split(data.train, results["data"]["train_limit"], results["data"]["val_fraction"], tcfg.seed)
-    return evaluate(model, val, 2 * tcfg.batch_size, tcfg.max_len, tcfg.keep)["probs"], val.labels
-
-
-def best_ensemble(runs_dir: str | os.PathLike, names: list[str], budget_seconds: float = 900.0, max_size: int = 3,
-                  data_dir=None, cache=None) -> dict | None:
-    """The group of 2 to ``max_size`` recurrent runs, trained in at most ``budget_seconds`` together, whose
-    averaged probabilities have the highest validation accuracy; its test accuracy comes from the members' saved
-    test predictions, read only for the chosen group. Runs must share their validation split. None if no group
-    fits the budget."""
-    from itertools import combinations
-
-    runs_dir = Path(runs_dir)
-    results = {n: json.loads((runs_dir / n / "results.json").read_text()) for n in names}
-    split_of = {n: (json.dumps(r["data"], sort_keys=True), r["train_config"]["seed"]) for n, r in results.items()}
-    loaded: dict[tuple, ImdbData] = {}  # one load per vocabulary setting, not one per run
-    val = {}
-    for n in names:
-        key = (results[n]["data"]["vocab_size"], results[n]["data"]["min_freq"])
-        if key not in loaded:
-            loaded[key] = load_imdb(*key, data_dir, cache)
-        val[n] = val_probabilities(runs_dir / n, data=loaded[key])
-    best = None
-    for k in range(2, max_size + 1):
-        for group in combinations(names, k):
-            seconds = sum(results[n]["train_seconds"] for n in group)
-            if seconds > budget_seconds or len({split_of[n] for n in group}) > 1:
-                continue
-            labels = val[group[0]][1]
-            accuracy = float(np.mean((np.mean([val[n][0] for n in group], axis=0) > 0.5) == labels))
-            if best is None or accuracy > best["val_accuracy"]:
-                best = {"members": list(group), "val_accuracy": accuracy, "train_seconds": seconds,
-                        "budget_seconds": budget_seconds, "n_val": len(labels)}
-    if best is None:
-        return None
-    tests = [np.load(runs_dir / n / "test_predictions.npz") for n in best["members"]]
-    y = tests[0]["labels"]
-    pred = (np.mean([t["probs"] for t in tests], axis=0) > 0.5).astype(np.int64)
-    best["test"] = {"accuracy": float(np.mean(pred == y)), "n": len(y),
-                    "confusion": [[int(np.sum((y == a) & (pred == b))) for b in (0, 1)] for a in (0, 1)]}
-    return best
-
-
-def load_run(run: str | os.PathLike, which: str = "best", device="cpu"):
-    """Rebuild a trained model from a run folder: returns ``(model, vocab, train_config)`` ready for inference."""
-    from .models import ModelConfig, SentimentRNN
-    from .train import TrainConfig, load_checkpoint
-
-    state = load_checkpoint(Path(run) / f"{which}.pt", map_location=device)
-    model = SentimentRNN(ModelConfig(**state["extra"]["model_config"]))
-    model.load_state_dict(state["model"])
-    model.eval()
-    return model, Vocabulary.from_dict(state["extra"]["vocab"]), TrainConfig.from_dict(state["train_config"])
-
-
-def _parser() -> argparse.ArgumentParser:
-    from .models import ModelConfig
-    from .train import TrainConfig
-
-    p = argparse.ArgumentParser(prog="python -m course_lib.imdb", description=__doc__.splitlines()[0])
-    p.add_argument("--cache-dir", help=f"cache folder (default: ${ENV_CACHE_DIR}, $XDG_CACHE_HOME/rnn-course "
-                                       "or ~/.cache/rnn-course)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("download", help="download, verify and extract the dataset into the cache")
-
-    t = sub.add_parser("train", help="train a model, evaluate it on the test split, write results.json")
-    t.add_argument("--name", required=True, help="run name: the run folder is <runs-dir>/<name>")
-    t.add_argument("--runs-dir", help="default <cache>/runs")
-    t.add_argument("--data-dir", help=f"an aclImdb folder (default ${ENV_DATA_DIR}, or the cache)")
-    t.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
-    t.add_argument("--vocab-size", type=int, default=10_000)
-    t.add_argument("--min-freq", type=int, default=1)
-    t.add_argument("--val-fraction", type=float, default=0.1)
-    t.add_argument("--train-limit", type=int, help="use only this many training reviews (for quick trials)")
-    t.add_argument("--no-test", action="store_true", help="skip the test split (tuning uses validation only)")
-    t.add_argument("--threads", type=int, help="torch CPU threads")
-    t.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    defaults = ModelConfig(vocab_size=0)
-    for f in fields(ModelConfig):
-        if f.name == "vocab_size":
-            continue
-        if f.type == "bool":
-            t.add_argument("--" + f.name.replace("_", "-"), action="store_true")
-        else:
-            t.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
-                           default=getattr(defaults, f.name))
-    tdefaults = TrainConfig()
-    for f in fields(TrainConfig):
-        kind = {"int | None": int, "float | None": float}.get(f.type, type(getattr(tdefaults, f.name)))
-        t.add_argument("--" + f.name.replace("_", "-"), type=kind, default=getattr(tdefaults, f.name))
-
-    e = sub.add_parser("evaluate", help="evaluate a run's best model on a split")
-    e.add_argument("--run", required=True, help="the run folder")
-    e.add_argument("--split", default="test", choices=SPLITS)
-    e.add_argument("--data-dir")
-    r = sub.add_parser("predict", help="print the probability that each text is a positive review")
-    r.add_argument("--run", required=True)
-    r.add_argument("texts", nargs="+")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    from .models import ModelConfig
-    from .train import TrainConfig
+    """The command line of :mod:`course_lib.imdb_runs` (``python -m course_lib.imdb`` runs it too)."""
+    from .imdb_runs import main as runs_main
 
-    args = _parser().parse_args(argv)
-    progress = not args.quiet
-    try:
-        if args.command == "download":
-            print(locate(cache=args.cache_dir, download=True, progress=progress))
-            return 0
-        if args.command == "train":
-            import torch
-
-            if args.threads:
-                torch.set_num_threads(args.threads)
-            mcfg = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if f.name != "vocab_size"}
-            tcfg = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
-            res = train_run(args.name, mcfg, tcfg, args.vocab_size, args.min_freq, args.val_fraction,
-                            args.train_limit, not args.no_test, args.data_dir, args.cache_dir, args.runs_dir,
-                            args.resume, progress, args.device)
-            line = f"{args.name}: {res['train_seconds']:.0f} s of training, best epoch {res['history']['best_epoch']}"
-            if res["history"]["val_accuracy"]:
-                line += f", val accuracy {max(res['history']['val_accuracy']):.4f}"
-            if "test" in res:
-                line += f", test accuracy {res['test']['accuracy']:.4f}"
-            print(line)
-            return 0
-        from .train import evaluate, predict_texts
-
-        model, vocab, tcfg = load_run(args.run)
-        if args.command == "evaluate":
-            data = load_imdb(len(vocab), data_dir=args.data_dir, cache=args.cache_dir, progress=progress)
-            if data.vocab != vocab:
-                raise DatasetError("the run's vocabulary differs from the one rebuilt from the data")
-            ev = evaluate(model, getattr(data, args.split), tcfg.batch_size * 2, tcfg.max_len, tcfg.keep,
-                          progress=progress)
-            print(f"{args.split}: loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.4f} ({len(ev['probs'])} reviews)")
-            return 0
-        for text, p in zip(args.texts, predict_texts(model, vocab, args.texts, tcfg.max_len, tcfg.keep), strict=True):
-            print(f"{p:.4f}  {text}")
-        return 0
-    except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return runs_main(argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

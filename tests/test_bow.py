@@ -34,6 +34,26 @@ def test_nb_ratios_and_row_selection_match_dense_computations():
     torch.testing.assert_close(bow.scale_columns(x, r).to_dense(), dense * r)
 
 
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-3])
+def test_logistic_loss_grad_matches_autograd(weight_decay):
+    rng = np.random.default_rng(1)
+    dense = torch.from_numpy((rng.random((9, 6)) < 0.5) * rng.standard_normal((9, 6)))  # float64
+    y = torch.from_numpy(rng.integers(0, 2, 9).astype(np.float64))
+    w = torch.from_numpy(rng.standard_normal(6)).requires_grad_()
+    b = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    loss, dw, db = bow.logistic_loss_grad(dense.to_sparse_csr(), y, w.detach(), b.detach(), weight_decay)
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(dense @ w + b, y) + weight_decay * (w * w).sum()
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), rel=1e-12)
+    torch.testing.assert_close(dw, w.grad)
+    torch.testing.assert_close(db, b.grad)
+    buffer = torch.full((6,), 7.0, dtype=torch.float64)  # a stale buffer is overwritten, not added to
+    none, dw2, _ = bow.logistic_loss_grad(dense.to_sparse_csr(), y, w.detach(), b.detach(), weight_decay,
+                                          with_loss=False, out=buffer)
+    assert none is None and dw2 is buffer
+    torch.testing.assert_close(dw2, w.grad)
+
+
 @pytest.fixture(scope="module")
 def fake_reviews(tmp_path_factory):
     root = imdb.write_fake_dataset(tmp_path_factory.mktemp("bow") / "aclImdb", n_per_label=60, seed=4)
@@ -47,3 +67,7 @@ def test_nbsvm_learns_the_fake_reviews(fake_reviews):
     assert res["test"]["accuracy"] >= 0.9 and res["test"]["n"] == 120
     assert sum(map(sum, res["test"]["confusion"])) == 120 and res["probs"].shape == (120,)
     assert res["weight_decay"] in (0.0, 1e-4) and set(res["val_accuracy"]) == {"0.0", "0.0001"}
+    # the returned model is the one that made the test predictions
+    np.testing.assert_allclose(res["model"].predict_proba([tokenize(t) for t in test.texts]), res["probs"])
+    p = res["model"].predict_proba([["superb", "brilliant"], ["awful", "terrible"]])
+    assert p[0] > 0.5 > p[1]

@@ -111,6 +111,26 @@ def leftovers(cache: Path) -> list[str]:
     return sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*")) if cache.exists() else []
 
 
+def test_download_file_resumes_verifies_and_renames_into_place(server, tmp_path):
+    """The generic download (also used by other chapters' data): dest appears only when complete and verified."""
+    payload = bytes(range(256)) * 400
+    spec = serve(server, payload)
+    dest = tmp_path / "files" / "data.bin"
+    server.cut_after = 10_000  # the first attempt is cut off: a resumable partial file stays, dest does not exist
+    with pytest.raises(imdb.DatasetError, match="run again to resume"):
+        imdb.download_file(spec["url"], dest, spec["sha256"], spec["size"], progress=False)
+    assert not dest.exists() and (tmp_path / "files" / "data.bin.part").stat().st_size == 10_000
+    assert imdb.download_file(spec["url"], dest, spec["sha256"], spec["size"], progress=False) == dest
+    assert dest.read_bytes() == payload and server.requests[-1] == "bytes=10000-"
+    assert leftovers(tmp_path / "files") == ["data.bin"]
+    assert imdb.download_file(spec["url"], dest, spec["sha256"]) == dest  # already there: no request
+    assert len(server.requests) == 2
+    other = tmp_path / "files" / "other.bin"
+    with pytest.raises(imdb.DatasetError, match="checksum mismatch"):
+        imdb.download_file(spec["url"], other, "0" * 64, progress=False)
+    assert leftovers(tmp_path / "files") == ["data.bin"]  # the corrupted download was deleted
+
+
 def test_download_verifies_extracts_labelled_splits_and_cleans_up(server, tmp_path):
     cache = tmp_path / "cache"
     root = imdb.download(cache=cache, **serve(server, build_archive(tmp_path)))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import imdb
+from course_lib import imdb, imdb_runs
 from course_lib.models import ModelConfig, SentimentRNN
 from course_lib.text import SequenceDataset, Vocabulary, pad_batch, tokenize
 from course_lib.train import TrainConfig, evaluate, fit, load_checkpoint, predict_texts, save_checkpoint
@@ -206,9 +206,9 @@ def test_a_killed_run_resumed_ends_exactly_like_an_uninterrupted_one(tmp_path):
 def test_cli_train_evaluate_predict(tmp_path, capsys):
     data = imdb.write_fake_dataset(tmp_path / "aclImdb", n_per_label=40, seed=2)
     cache = str(tmp_path / "cache")
-    assert imdb.main(["--quiet", "--cache-dir", cache, "train", "--name", "tiny", "--data-dir", str(data),
-                      "--vocab-size", "60", "--embed-dim", "8", "--hidden-size", "8", "--cell", "gru",
-                      "--epochs", "3", "--batch-size", "16", "--lr", "0.01"]) == 0
+    assert imdb_runs.main(["--quiet", "--cache-dir", cache, "train", "--name", "tiny", "--data-dir", str(data),
+                           "--vocab-size", "60", "--embed-dim", "8", "--hidden-size", "8", "--cell", "gru",
+                           "--epochs", "3", "--batch-size", "16", "--lr", "0.01"]) == 0
     run = tmp_path / "cache" / "runs" / "tiny"  # the default runs folder is under the cache
     results = json.loads((run / "results.json").read_text())
     assert results["history"]["epoch"] == [1, 2, 3] and results["test"]["n"] == 80
@@ -216,20 +216,21 @@ def test_cli_train_evaluate_predict(tmp_path, capsys):
     with np.load(run / "test_predictions.npz") as z:
         assert z["probs"].shape == (80,) and np.mean((z["probs"] > 0.5) == z["labels"]) == results["test"]["accuracy"]
     assert "test accuracy" in capsys.readouterr().out
-    assert imdb.main(["--quiet", "--cache-dir", cache, "evaluate", "--run", str(run), "--data-dir", str(data)]) == 0
+    assert imdb_runs.main(["--quiet", "--cache-dir", cache, "evaluate", "--run", str(run),
+                           "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     assert f"accuracy {results['test']['accuracy']:.4f} (80 reviews)" in out
-    assert imdb.main(["--quiet", "predict", "--run", str(run), "superb film", "awful mess"]) == 0
+    assert imdb_runs.main(["--quiet", "predict", "--run", str(run), "superb film", "awful mess"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and lines[0].endswith("superb film") and 0 <= float(lines[0].split()[0]) <= 1
-    model, vocab, _ = imdb.load_run(run)
+    model, vocab, _ = imdb_runs.load_run(run)
     assert vocab.encode(tokenize("superb")).tolist() != [vocab.unk_id]
 
 
 def test_cli_reports_missing_data_clearly(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(imdb.ENV_DATA_DIR, raising=False)
-    code = imdb.main(["--quiet", "--cache-dir", str(tmp_path), "train", "--name", "x", "--data-dir",
-                      str(tmp_path / "nowhere")])
+    code = imdb_runs.main(["--quiet", "--cache-dir", str(tmp_path), "train", "--name", "x", "--data-dir",
+                           str(tmp_path / "nowhere")])
     assert code == 1
     assert "does not exist" in capsys.readouterr().err
 
@@ -246,20 +247,20 @@ def test_best_ensemble_is_chosen_on_validation_within_the_time_budget(tmp_path):
     cache, runs = tmp_path / "cache", tmp_path / "runs"
     names = ["gru", "lstm", "rnn"]
     for name in names:
-        imdb.train_run(name, {"cell": name, "embed_dim": 8, "hidden_size": 8, "pooling": "max_mean"},
-                       {"epochs": 2, "batch_size": 16, "lr": 0.01, "seed": 0}, vocab_size=60, val_fraction=0.25,
-                       data_dir=data, cache=cache, runs_dir=runs, progress=False)
+        imdb_runs.train_run(name, {"cell": name, "embed_dim": 8, "hidden_size": 8, "pooling": "max_mean"},
+                            {"epochs": 2, "batch_size": 16, "lr": 0.01, "seed": 0}, vocab_size=60,
+                            val_fraction=0.25, data_dir=data, cache=cache, runs_dir=runs, progress=False)
     val = {}
     for name in names:
-        probs, labels = imdb.val_probabilities(runs / name, data, cache)
+        probs, labels = imdb_runs.val_probabilities(runs / name, data, cache)
         results = json.loads((runs / name / "results.json").read_text())
         assert len(labels) == results["n_val"] == 20
         assert np.mean((probs > 0.5) == labels) == pytest.approx(results["history"]["best_value"])  # same split
         val[name] = probs, labels
-    best = imdb.best_ensemble(runs, names, budget_seconds=1e9, data_dir=data, cache=cache)
+    best = imdb_runs.best_ensemble(runs, names, budget_seconds=1e9, data_dir=data, cache=cache)
     groups = [["gru", "lstm"], ["gru", "rnn"], ["lstm", "rnn"], names]
     accuracy = {tuple(g): np.mean((np.mean([val[n][0] for n in g], axis=0) > 0.5) == val["gru"][1]) for g in groups}
     assert best["val_accuracy"] == pytest.approx(max(accuracy.values()))
     assert accuracy[tuple(best["members"])] == max(accuracy.values())
     assert best["test"]["n"] == 80 and sum(map(sum, best["test"]["confusion"])) == 80
-    assert imdb.best_ensemble(runs, names, budget_seconds=0.0, data_dir=data, cache=cache) is None
+    assert imdb_runs.best_ensemble(runs, names, budget_seconds=0.0, data_dir=data, cache=cache) is None

@@ -1,0 +1,445 @@
+"""IMDb experiments: the course's presets, training runs, ensembles, result records and the command line.
+
+The data (download, parse, cache, encode, the train/validation cut) live in :mod:`course_lib.imdb`; this
+module trains and compares models on them.
+
+- :data:`PRESETS` are the configurations of the course's results table; :func:`train_run` trains one into a run
+  folder (``results.json``, ``best.pt``, ``last.pt``, ``test_predictions.npz``) and :func:`best_ensemble`
+  averages the best group of runs within a training-time budget, chosen on validation accuracy.
+- :func:`make_record` turns a run's results into a *result record*: a few kilobytes of JSON (accuracies,
+  training time, configuration, commit, machine, torch version, date and :func:`code_hash`), with nothing
+  derived from the reviews' text. ``benchmarks/bench_imdb.py`` writes one per run into ``book/results/imdb/``,
+  which is committed; the chapter reads them with :func:`read_records`, which marks a record *stale* when the
+  code that produces results (:data:`CODE_MODULES`) has changed since the run.
+
+Command line (full runs outside the book; ``python -m course_lib.imdb_runs --help``, or the same through
+``python -m course_lib.imdb``)::
+
+    python -m course_lib.imdb download
+    python -m course_lib.imdb train --name bigru --cell gru --bidirectional --pooling max_mean --epochs 3
+    python -m course_lib.imdb evaluate --run ~/.cache/rnn-course/runs/bigru
+    python -m course_lib.imdb predict --run ~/.cache/rnn-course/runs/bigru "A wonderful, moving film."
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import fields
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from .imdb import (
+    ENV_CACHE_DIR,
+    ENV_DATA_DIR,
+    SPLITS,
+    DatasetError,
+    ImdbData,
+    _atomic_write,
+    cache_dir,
+    fit_val_split,
+    load_imdb,
+    locate,
+)
+from .text import Vocabulary
+
+# ----------------------------------------------------------------------------------------------- runs (CLI)
+# The configurations of the course's results table (benchmarks/bench_imdb.py trains them; the chapter reads
+# their results.json). "seed_*": the seed article's setup (10,000 words, embedding 32, one 32-unit recurrent
+# layer read to its last state, 10 epochs at batch size 128; reviews cut to their last 500 tokens).
+# "bilstm*", "bigru*": candidates for the course's best recurrent model on a 2-core CPU; the best is the one with the
+# highest validation accuracy (see best_recurrent), never the one with the best test accuracy.
+PRESETS = {
+    "seed_rnn": {"vocab_size": 10_000, "model": {"cell": "rnn", "embed_dim": 32, "hidden_size": 32},
+                 "train": {"epochs": 10, "batch_size": 128, "lr": 1e-3, "max_len": 500}},
+    "seed_lstm": {"vocab_size": 10_000, "model": {"cell": "lstm", "embed_dim": 32, "hidden_size": 32},
+                  "train": {"epochs": 10, "batch_size": 128, "lr": 1e-3, "max_len": 500}},
+    "bilstm": {"vocab_size": 30_000,
+               "model": {"cell": "lstm", "embed_dim": 64, "hidden_size": 64, "bidirectional": True,
+                         "pooling": "max_mean", "emb_dropout": 0.3, "dropout": 0.3},
+               "train": {"epochs": 4, "batch_size": 64, "lr": 2e-3, "max_len": 400}},
+    "bilstm_e128": {"vocab_size": 30_000,
+                    "model": {"cell": "lstm", "embed_dim": 128, "hidden_size": 64, "bidirectional": True,
+                              "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4},
+                    "train": {"epochs": 4, "batch_size": 64, "lr": 2e-3, "max_len": 400}},
+    "bigru": {"vocab_size": 30_000,
+              "model": {"cell": "gru", "embed_dim": 64, "hidden_size": 64, "bidirectional": True,
+                        "pooling": "max_mean", "emb_dropout": 0.3, "dropout": 0.3},
+              "train": {"epochs": 4, "batch_size": 64, "lr": 2e-3, "max_len": 400}},
+    "bigru_800": {"vocab_size": 30_000,
+                  "model": {"cell": "gru", "embed_dim": 64, "hidden_size": 64, "bidirectional": True,
+                            "pooling": "max_mean", "emb_dropout": 0.3, "dropout": 0.3},
+                  "train": {"epochs": 4, "batch_size": 64, "lr": 2e-3, "max_len": 800}},
+    "bigru_wide": {"vocab_size": 30_000,
+                   "model": {"cell": "gru", "embed_dim": 96, "hidden_size": 80, "bidirectional": True,
+                             "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4},
+                   "train": {"epochs": 6, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.6, "max_len": 800,
+                             "max_seconds": 840}},
+}
+
+
+def best_recurrent(runs: dict[str, dict]) -> str | None:
+    """Name of the non-seed recurrent run with the highest validation accuracy (the test split plays no part)."""
+    candidates = {n: max(r["history"]["val_accuracy"]) for n, r in runs.items()
+                  if "history" in r and r["history"]["val_accuracy"] and not n.startswith("seed")}
+    return max(candidates, key=candidates.get) if candidates else None
+
+
+def _run_dir(args) -> Path:
+    if getattr(args, "run", None):
+        return Path(args.run).expanduser()
+    runs = Path(args.runs_dir).expanduser() if args.runs_dir else cache_dir(args.cache_dir) / "runs"
+    return runs / args.name
+
+
+def _machine() -> dict:
+    import torch
+
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+
+def train_run(
+    name: str,
+    model_config: dict,
+    train_config: dict,
+    vocab_size: int | None = 10_000,
+    min_freq: int = 1,
+    val_fraction: float = 0.1,
+    train_limit: int | None = None,
+    test: bool = True,
+    data_dir=None,
+    cache=None,
+    runs_dir=None,
+    resume: bool = False,
+    progress: bool = True,
+    device=None,
+) -> dict:
+    """Train one model on IMDb, evaluate it on the test split, and write ``results.json`` beside its checkpoints.
+
+    The validation split (``val_fraction`` of the training reviews, drawn with ``train_config["seed"]``) picks the
+    best epoch; the test split is read only after training. Returns the results dictionary.
+    """
+    import torch
+
+    from .models import ModelConfig, SentimentRNN, count_parameters
+    from .train import TrainConfig, default_device, evaluate, fit, set_seed
+
+    run = (Path(runs_dir).expanduser() if runs_dir else cache_dir(cache) / "runs") / name
+    t_load = time.perf_counter()
+    data = load_imdb(vocab_size, min_freq, data_dir, cache, download=True, progress=progress)
+    load_seconds = time.perf_counter() - t_load
+    tcfg = TrainConfig.from_dict(train_config)
+    fit_set, val_set = fit_val_split(data.train, train_limit, val_fraction, tcfg.seed)
+    mcfg = ModelConfig(**{**model_config, "vocab_size": len(data.vocab)})
+    set_seed(tcfg.seed)
+    model = SentimentRNN(mcfg)
+    device = torch.device(device) if device else default_device()
+    extra = {"vocab": data.vocab.to_dict(), "model_config": mcfg.to_dict(), "data": {
+        "vocab_size": vocab_size, "min_freq": min_freq, "val_fraction": val_fraction, "train_limit": train_limit}}
+    machine_before = _machine()
+    history = fit(model, fit_set, val_set, tcfg, checkpoint_dir=run, resume=resume, device=device,
+                  progress=progress, extra=extra)
+    results = {"name": name, "model_config": mcfg.to_dict(), "train_config": tcfg.to_dict(), "data": extra["data"],
+               "n_train": len(fit_set), "n_val": len(val_set), "parameters": count_parameters(model),
+               "history": history, "train_seconds": float(sum(history["seconds"])),
+               "load_seconds": load_seconds, "device": str(device), "machine_start": machine_before}
+    if test:
+        t0 = time.perf_counter()
+        ev = evaluate(model, data.test, tcfg.batch_size * 2, tcfg.max_len, tcfg.keep, device, progress)
+        pred = (ev["probs"] > 0.5).astype(np.int64)
+        y = data.test.labels
+        results["test"] = {"loss": ev["loss"], "accuracy": ev["accuracy"], "n": len(y),
+                           "confusion": [[int(np.sum((y == a) & (pred == b))) for b in (0, 1)] for a in (0, 1)],
+                           "seconds": time.perf_counter() - t0}
+        _atomic_write(run / "test_predictions.npz", lambda f: np.savez(f, probs=ev["probs"], labels=y))
+    results["machine_end"] = _machine()
+    _atomic_write(run / "results.json", lambda f: f.write(json.dumps(results, indent=1).encode()))
+    return results
+
+
+def val_probabilities(run: str | os.PathLike, data_dir=None, cache=None,
+                      data: ImdbData | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A run's predicted probabilities and the labels on its own validation split, rebuilt as it was cut.
+    ``data``: the encoded dataset, if the caller already loaded it with the run's vocabulary settings."""
+    from .train import evaluate
+
+    results = json.loads((Path(run) / "results.json").read_text())
+    model, vocab, tcfg = load_run(run)
+    if data is None:
+        data = load_imdb(results["data"]["vocab_size"], results["data"]["min_freq"], data_dir, cache)
+    if data.vocab != vocab:
+        raise DatasetError(f"the data no longer give the vocabulary that {run} was trained with")
+    _, val = fit_val_split(data.train, results["data"]["train_limit"], results["data"]["val_fraction"], tcfg.seed)
+    return evaluate(model, val, 2 * tcfg.batch_size, tcfg.max_len, tcfg.keep)["probs"], val.labels
+
+
+def best_ensemble(runs_dir: str | os.PathLike, names: list[str], budget_seconds: float = 900.0, max_size: int = 3,
+                  data_dir=None, cache=None) -> dict | None:
+    """The group of 2 to ``max_size`` recurrent runs, trained in at most ``budget_seconds`` together, whose
+    averaged probabilities have the highest validation accuracy; its test accuracy comes from the members' saved
+    test predictions, read only for the chosen group. Runs must share their validation split. None if no group
+    fits the budget."""
+    runs_dir = Path(runs_dir)
+    results = {n: json.loads((runs_dir / n / "results.json").read_text()) for n in names}
+    split_of = {n: (json.dumps(r["data"], sort_keys=True), r["train_config"]["seed"]) for n, r in results.items()}
+    loaded: dict[tuple, ImdbData] = {}  # one load per vocabulary setting, not one per run
+    val = {}
+    for n in names:
+        key = (results[n]["data"]["vocab_size"], results[n]["data"]["min_freq"])
+        if key not in loaded:
+            loaded[key] = load_imdb(*key, data_dir, cache)
+        val[n] = val_probabilities(runs_dir / n, data=loaded[key])
+    best = None
+    for k in range(2, max_size + 1):
+        for group in combinations(names, k):
+            seconds = sum(results[n]["train_seconds"] for n in group)
+            if seconds > budget_seconds or len({split_of[n] for n in group}) > 1:
+                continue
+            labels = val[group[0]][1]
+            accuracy = float(np.mean((np.mean([val[n][0] for n in group], axis=0) > 0.5) == labels))
+            if best is None or accuracy > best["val_accuracy"]:
+                best = {"members": list(group), "val_accuracy": accuracy, "train_seconds": seconds,
+                        "budget_seconds": budget_seconds, "n_val": len(labels)}
+    if best is None:
+        return None
+    tests = [np.load(runs_dir / n / "test_predictions.npz") for n in best["members"]]
+    y = tests[0]["labels"]
+    pred = (np.mean([t["probs"] for t in tests], axis=0) > 0.5).astype(np.int64)
+    best["test"] = {"accuracy": float(np.mean(pred == y)), "n": len(y),
+                    "confusion": [[int(np.sum((y == a) & (pred == b))) for b in (0, 1)] for a in (0, 1)]}
+    return best
+
+
+# ----------------------------------------------------------------------------------------------- result records
+# The modules whose code decides what a run of each kind computes (data, tokenizer, model and training loop, or
+# the baseline). A record whose code hash differs from the current one was produced by other code and is shown
+# as stale. This module (presets, orchestration, the command line) is left out: a run's full configuration is in
+# its record.
+CODE_MODULES = {"recurrent": ("imdb", "text", "models", "train"), "nbsvm": ("imdb", "text", "bow"),
+                "ensemble": ("imdb", "text", "models", "train")}
+RECORDS_DIR = Path(__file__).resolve().parents[1] / "book" / "results" / "imdb"
+RECORD_VERSION = 1
+
+
+def code_hash(kind: str = "recurrent", package_dir: str | os.PathLike | None = None) -> str:
+    """SHA-256 (first 16 hex digits) of the source of the modules behind runs of ``kind``
+    (:data:`CODE_MODULES`), line endings normalised."""
+    if kind not in CODE_MODULES:
+        raise ValueError(f"kind must be one of {sorted(CODE_MODULES)}, not {kind!r}")
+    folder = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in CODE_MODULES[kind]:
+        digest.update(f"{name}.py\0".encode())
+        digest.update((folder / f"{name}.py").read_bytes().replace(b"\r\n", b"\n"))
+    return digest.hexdigest()[:16]
+
+
+def provenance(kind: str = "recurrent") -> dict:
+    """What produced a run, taken when it starts: the git commit, whether the modules behind ``kind`` had
+    uncommitted changes (None for both outside a git checkout) and their :func:`code_hash`."""
+    return {**_commit(kind), "code_hash": code_hash(kind)}
+
+
+def _commit(kind: str) -> dict:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
+                             check=True).stdout.strip()
+        paths = [f"course_lib/{n}.py" for n in CODE_MODULES[kind]]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=root, capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip() != ""
+        return {"commit": sha, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def _machine_record(device: str) -> dict:
+    import torch
+
+    m = {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+         "threads": torch.get_num_threads(), "device": device, "python": platform.python_version()}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        m["gpu"] = torch.cuda.get_device_name(0)
+    return m
+
+
+def make_record(results: dict, kind: str, device: str = "cpu", loadavg: tuple | None = None,
+                origin: dict | None = None) -> dict:
+    """A small JSON-ready record of one run's results (``results.json`` of :func:`train_run`, NBSVM's or an
+    ensemble's): accuracies, times, configuration and provenance. Nothing derived from the reviews' text.
+
+    Args:
+        results: the run's results dictionary.
+        kind: ``"recurrent"``, ``"nbsvm"`` or ``"ensemble"``.
+        device: where it trained (``"cpu"``, ``"cuda"``).
+        loadavg: the 1-minute load average at the start and at the end of the run.
+        origin: :func:`provenance` taken when the run started (default: taken now).
+    """
+    import torch
+
+    if kind not in ("recurrent", "nbsvm", "ensemble"):
+        raise ValueError(f"kind must be recurrent, nbsvm or ensemble, not {kind!r}")
+    if "test" not in results:
+        raise ValueError(f"the run {results.get('name')!r} has no test result; a record needs one")
+    record = {"record_version": RECORD_VERSION, "name": results.get("name", kind), "kind": kind,
+              "test": {k: results["test"][k] for k in ("accuracy", "n", "confusion")},
+              "train_seconds": float(results["train_seconds"])}
+    if kind == "recurrent":
+        h = results["history"]
+        record.update(val_accuracy=max(h["val_accuracy"]), n_train=results["n_train"], n_val=results["n_val"],
+                      parameters=results["parameters"], model_config=results["model_config"],
+                      train_config=results["train_config"], data=results["data"],
+                      history={k: h[k] for k in ("epoch", "train_loss", "train_accuracy", "val_loss",
+                                                 "val_accuracy", "seconds", "best_epoch")})
+    elif kind == "nbsvm":
+        record.update(val_accuracy=max(results["val_accuracy"].values()), features=results["features"],
+                      weight_decay=results["weight_decay"], val_accuracy_by_weight_decay=results["val_accuracy"])
+    else:
+        record.update(val_accuracy=results["val_accuracy"], members=results["members"], n_val=results["n_val"],
+                      budget_seconds=results["budget_seconds"])
+    record["provenance"] = {**(origin or provenance(kind)), "torch": torch.__version__,
+                            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                            "machine": _machine_record(device),
+                            "loadavg_start_end": list(loadavg) if loadavg is not None else None}
+    return record
+
+
+def write_record(record: dict, records_dir: str | os.PathLike = RECORDS_DIR) -> Path:
+    """Write ``<records_dir>/<name>.json`` atomically; return its path."""
+    path = Path(records_dir) / f"{record['name']}.json"
+    _atomic_write(path, lambda f: f.write((json.dumps(record, indent=1) + "\n").encode()))
+    return path
+
+
+def read_records(records_dir: str | os.PathLike = RECORDS_DIR) -> dict[str, dict]:
+    """The committed result records by name, each with ``stale`` added: True when :func:`code_hash` differs from
+    the one the run recorded (the code that produces results has changed since)."""
+    current = {kind: code_hash(kind) for kind in CODE_MODULES}
+    records = {}
+    for path in sorted(Path(records_dir).glob("*.json")):
+        record = json.loads(path.read_text())
+        if record.get("record_version") != RECORD_VERSION:
+            raise ValueError(f"{path}: record version {record.get('record_version')}, expected {RECORD_VERSION}")
+        record["stale"] = record["provenance"]["code_hash"] != current[record["kind"]]
+        records[record["name"]] = record
+    return records
+
+
+def load_run(run: str | os.PathLike, which: str = "best", device="cpu"):
+    """Rebuild a trained model from a run folder: returns ``(model, vocab, train_config)`` ready for inference."""
+    from .models import ModelConfig, SentimentRNN
+    from .train import TrainConfig, load_checkpoint
+
+    state = load_checkpoint(Path(run) / f"{which}.pt", map_location=device)
+    model = SentimentRNN(ModelConfig(**state["extra"]["model_config"]))
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, Vocabulary.from_dict(state["extra"]["vocab"]), TrainConfig.from_dict(state["train_config"])
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .models import ModelConfig
+    from .train import TrainConfig
+
+    p = argparse.ArgumentParser(prog="python -m course_lib.imdb", description=__doc__.splitlines()[0])
+    p.add_argument("--cache-dir", help=f"cache folder (default: ${ENV_CACHE_DIR}, $XDG_CACHE_HOME/rnn-course "
+                                       "or ~/.cache/rnn-course)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("download", help="download, verify and extract the dataset into the cache")
+
+    t = sub.add_parser("train", help="train a model, evaluate it on the test split, write results.json")
+    t.add_argument("--name", required=True, help="run name: the run folder is <runs-dir>/<name>")
+    t.add_argument("--runs-dir", help="default <cache>/runs")
+    t.add_argument("--data-dir", help=f"an aclImdb folder (default ${ENV_DATA_DIR}, or the cache)")
+    t.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
+    t.add_argument("--vocab-size", type=int, default=10_000)
+    t.add_argument("--min-freq", type=int, default=1)
+    t.add_argument("--val-fraction", type=float, default=0.1)
+    t.add_argument("--train-limit", type=int, help="use only this many training reviews (for quick trials)")
+    t.add_argument("--no-test", action="store_true", help="skip the test split (tuning uses validation only)")
+    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    defaults = ModelConfig(vocab_size=0)
+    for f in fields(ModelConfig):
+        if f.name == "vocab_size":
+            continue
+        if f.type == "bool":
+            t.add_argument("--" + f.name.replace("_", "-"), action="store_true")
+        else:
+            t.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
+                           default=getattr(defaults, f.name))
+    tdefaults = TrainConfig()
+    for f in fields(TrainConfig):
+        kind = {"int | None": int, "float | None": float}.get(f.type, type(getattr(tdefaults, f.name)))
+        t.add_argument("--" + f.name.replace("_", "-"), type=kind, default=getattr(tdefaults, f.name))
+
+    e = sub.add_parser("evaluate", help="evaluate a run's best model on a split")
+    e.add_argument("--run", required=True, help="the run folder")
+    e.add_argument("--split", default="test", choices=SPLITS)
+    e.add_argument("--data-dir")
+    r = sub.add_parser("predict", help="print the probability that each text is a positive review")
+    r.add_argument("--run", required=True)
+    r.add_argument("texts", nargs="+")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .models import ModelConfig
+    from .train import TrainConfig
+
+    args = _parser().parse_args(argv)
+    progress = not args.quiet
+    try:
+        if args.command == "download":
+            print(locate(cache=args.cache_dir, download=True, progress=progress))
+            return 0
+        if args.command == "train":
+            import torch
+
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            mcfg = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if f.name != "vocab_size"}
+            tcfg = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+            res = train_run(args.name, mcfg, tcfg, args.vocab_size, args.min_freq, args.val_fraction,
+                            args.train_limit, not args.no_test, args.data_dir, args.cache_dir, args.runs_dir,
+                            args.resume, progress, args.device)
+            line = f"{args.name}: {res['train_seconds']:.0f} s of training, best epoch {res['history']['best_epoch']}"
+            if res["history"]["val_accuracy"]:
+                line += f", val accuracy {max(res['history']['val_accuracy']):.4f}"
+            if "test" in res:
+                line += f", test accuracy {res['test']['accuracy']:.4f}"
+            print(line)
+            return 0
+        from .train import evaluate, predict_texts
+
+        model, vocab, tcfg = load_run(args.run)
+        if args.command == "evaluate":
+            data = load_imdb(len(vocab), data_dir=args.data_dir, cache=args.cache_dir, progress=progress)
+            if data.vocab != vocab:
+                raise DatasetError("the run's vocabulary differs from the one rebuilt from the data")
+            ev = evaluate(model, getattr(data, args.split), tcfg.batch_size * 2, tcfg.max_len, tcfg.keep,
+                          progress=progress)
+            print(f"{args.split}: loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.4f} ({len(ev['probs'])} reviews)")
+            return 0
+        for text, p in zip(args.texts, predict_texts(model, vocab, args.texts, tcfg.max_len, tcfg.keep), strict=True):
+            print(f"{p:.4f}  {text}")
+        return 0
+    except DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

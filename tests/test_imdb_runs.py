@@ -1,0 +1,95 @@
+"""Tests of course_lib.imdb_runs' result records: what they hold, and that they turn stale when the code changes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from course_lib import imdb, imdb_runs
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One recurrent run on a synthetic dataset: its results dictionary and the dataset's folder."""
+    base = tmp_path_factory.mktemp("runs")
+    data = imdb.write_fake_dataset(base / "aclImdb", n_per_label=30, seed=5)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = imdb_runs.train_run("tiny", {"cell": "gru", "embed_dim": 8, "hidden_size": 8},
+                                      {"epochs": 2, "batch_size": 16, "lr": 0.01}, vocab_size=60,
+                                      val_fraction=0.25, data_dir=data, cache=base / "cache",
+                                      runs_dir=base / "runs", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return results, data
+
+
+def test_code_hash_follows_the_modules_behind_each_kind_of_run(tmp_path):
+    package = tmp_path / "course_lib"
+    shutil.copytree(imdb_runs.Path(imdb_runs.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    before = {kind: imdb_runs.code_hash(kind, package) for kind in imdb_runs.CODE_MODULES}
+    assert before == {kind: imdb_runs.code_hash(kind) for kind in imdb_runs.CODE_MODULES}
+    with open(package / "models.py", "a") as f:
+        f.write("\n# a change\n")
+    after = {kind: imdb_runs.code_hash(kind, package) for kind in imdb_runs.CODE_MODULES}
+    assert after["recurrent"] != before["recurrent"]  # the model changed: recurrent runs are stale
+    assert after["nbsvm"] == before["nbsvm"]  # the baseline does not use models.py
+    (package / "bow.py").write_text((package / "bow.py").read_text().replace("\n", "\r\n"))
+    assert imdb_runs.code_hash("nbsvm", package) == before["nbsvm"]  # line endings alone change nothing
+    with pytest.raises(ValueError, match="kind must be one of"):
+        imdb_runs.code_hash("transformer")
+
+
+def test_a_record_holds_results_and_provenance_and_no_review_text(tiny_run):
+    results, data = tiny_run
+    origin = imdb_runs.provenance("recurrent")
+    record = imdb_runs.make_record(results, "recurrent", "cpu", (0.5, 0.7), origin)
+    assert record["test"]["accuracy"] == results["test"]["accuracy"] and record["test"]["n"] == 60
+    assert record["val_accuracy"] == max(results["history"]["val_accuracy"])
+    assert record["train_seconds"] == pytest.approx(sum(results["history"]["seconds"]))
+    assert record["model_config"]["cell"] == "gru" and record["train_config"]["epochs"] == 2
+    prov = record["provenance"]
+    assert prov["code_hash"] == imdb_runs.code_hash("recurrent") and prov["torch"] == torch.__version__
+    assert prov["loadavg_start_end"] == [0.5, 0.7] and prov["machine"]["device"] == "cpu"
+    assert len(prov["commit"] or "") in (0, 40) and prov["date"].endswith("+00:00")
+    text = json.dumps(record)
+    assert len(text) < 10_000
+    words = {w.strip(".!").lower() for p in data.rglob("*.txt") for w in p.read_text().split()}
+    assert not [w for w in words if len(w) > 3 and f'"{w}"' in text]  # no vocabulary, no review text
+    with pytest.raises(ValueError, match="no test result"):
+        imdb_runs.make_record({k: v for k, v in results.items() if k != "test"}, "recurrent")
+    with pytest.raises(ValueError, match="kind must be"):
+        imdb_runs.make_record(results, "svm")
+
+
+def test_read_records_marks_a_record_stale_when_its_code_changed(tiny_run, tmp_path):
+    results, _ = tiny_run
+    record = imdb_runs.make_record(results, "recurrent")
+    imdb_runs.write_record(record, tmp_path)
+    old = {**record, "name": "old", "provenance": {**record["provenance"], "code_hash": "0" * 16}}
+    imdb_runs.write_record(old, tmp_path)
+    records = imdb_runs.read_records(tmp_path)
+    assert sorted(records) == ["old", "tiny"]
+    assert records["tiny"]["stale"] is False and records["old"]["stale"] is True
+    (tmp_path / "future.json").write_text(json.dumps({**record, "name": "future", "record_version": 99}))
+    with pytest.raises(ValueError, match="record version 99"):
+        imdb_runs.read_records(tmp_path)
+
+
+def test_the_committed_records_are_small_complete_and_checked_for_staleness():
+    paths = sorted(imdb_runs.RECORDS_DIR.glob("*.json"))
+    assert paths, f"no result records in {imdb_runs.RECORDS_DIR}"
+    records = imdb_runs.read_records()
+    for path in paths:
+        assert path.stat().st_size < 20_000, path
+        r = records[path.stem]
+        assert r["kind"] in imdb_runs.CODE_MODULES and r["test"]["n"] == 25_000
+        assert 0.5 < r["test"]["accuracy"] < 1 and 0.5 < r["val_accuracy"] < 1
+        assert sum(map(sum, r["test"]["confusion"])) == 25_000
+        assert {"commit", "code_hash", "torch", "date", "machine"} <= set(r["provenance"])
+        assert r["stale"] == (r["provenance"]["code_hash"] != imdb_runs.code_hash(r["kind"]))
