@@ -484,7 +484,7 @@ class SequenceModel(torch.nn.Module):
         return self.out(h[:, -self.n_out :])  # (N, n_out, C)
 
 
-def _fit(model, batch, loss_fn, steps, optimizer, max_norm, progress) -> TrainingRun:
+def _fit(model, batch, loss_fn, steps, optimizer, max_norm, progress, clip_value=None) -> TrainingRun:
     run = TrainingRun()
     params = [p for p in model.parameters() if p.requires_grad]
     for step in tqdm(range(steps), disable=not progress, leave=False):
@@ -496,6 +496,8 @@ def _fit(model, batch, loss_fn, steps, optimizer, max_norm, progress) -> Trainin
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
         else:
             norm = clip_grad_norm_(params, max_norm)
+        if clip_value is not None:  # element-wise, as min-char-rnn does: changes the direction
+            torch.nn.utils.clip_grad_value_(params, clip_value)
         run.losses.append(loss.item())
         run.grad_norms.append(float(norm))
         if not np.isfinite(run.losses[-1]):
@@ -539,20 +541,24 @@ def train_copy_task(cell: str, lag: int, *, length: int = 1, n_symbols: int = 8,
 
 def train_adding_problem(T: int, *, hidden: int = 32, steps: int = 300, batch_size: int = 32, lr: float = 0.01,
                          max_norm: float | None = None, nonlinearity: str = "relu", init: str = "identity",
-                         seed: int = 0, progress: bool = False) -> TrainingRun:
+                         seed: int = 0, clip_value: float | None = None,
+                         progress: bool = False) -> TrainingRun:
     """Train a vanilla :class:`SequenceModel` on :func:`adding_problem` with plain SGD (mean squared error).
 
     The defaults are an IRNN (ReLU units, identity recurrent weights; Le et al., 2015). ``max_norm=None``
-    trains without clipping. Stops early if the loss stops being finite.
+    trains without clipping by global norm; ``clip_value`` clips every gradient entry to
+    ``[-clip_value, clip_value]`` instead (element-wise, which changes the update's direction). Stops early
+    if the loss stops being finite.
     """
     model = SequenceModel("rnn", 2, hidden, 1, nonlinearity=nonlinearity, init=init, seed=seed)
 
     def batch(step):
         x, y = adding_problem(batch_size, T, seed=seed * 1_000_003 + step)
-        return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+        dtype = model.out.weight.dtype  # the model's (torch's default dtype when it was made)
+        return torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype)
 
     def loss_fn(pred, y):
         return torch.mean((pred[:, -1, 0] - y) ** 2)
 
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    return _fit(model, batch, loss_fn, steps, optimizer, max_norm, progress)
+    return _fit(model, batch, loss_fn, steps, optimizer, max_norm, progress, clip_value)
