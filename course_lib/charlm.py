@@ -401,7 +401,7 @@ def train_charlm(
 
 
 def evaluate_charlm(model: CharRNN, ids: np.ndarray, batch_size: int = 8, seq_len: int = 250) -> float:
-    """Mean cross-entropy (nats per character) of ``model`` on held-out text, predicting every character but the
+    r"""Mean cross-entropy (nats per character) of ``model`` on held-out text, predicting every character but the
     first.
 
     The text is cut into ``batch_size`` equal streams (the last few characters that do not fill a stream are

@@ -81,10 +81,9 @@ def test_chapters_import_course_lib_instead_of_redefining_it():
     library = course_lib_names()
     for f in chapters():
         text = (ROOT / f"{f}.md").read_text()
-        cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S)
+        cells = [body for _, body in code_cells(text)]  # cell options stripped
         assert any("course_lib" in c for c in cells), f"{f} does not import course_lib"
-        for cell in cells:
-            body = re.sub(r"^---\n.*?\n---\n", "", cell, flags=re.S)  # strip cell options
+        for body in cells:
             body = "\n".join(line for line in body.splitlines() if not line.startswith(("%", "!")))
             for node in ast.parse(body).body:
                 if isinstance(node, (ast.FunctionDef, ast.ClassDef)):

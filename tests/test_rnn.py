@@ -204,15 +204,15 @@ def test_truncated_bptt_grads_match_a_direct_per_loss_truncation(rng, k1, k2):
     dh = rng.standard_normal((N, T, H))
     h, _ = rnn.rnn_forward(x, h0, Wx, Wh, b)
     expected = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
-    for t in range(T):
-        end = min(T, (t // k1 + 1) * k1)  # the window whose last k1 steps hold step t
+    for step in range(T):
+        end = min(T, (step // k1 + 1) * k1)  # the window whose last k1 steps hold this step
         start = max(0, end - k2)
-        _, cache = rnn.rnn_forward(x[:, start : t + 1], h0 if start == 0 else h[:, start - 1], Wx, Wh, b)
-        one = np.zeros((N, t + 1 - start, H))
-        one[:, -1] = dh[:, t]
-        for acc, g in zip(expected, rnn.rnn_backward(one, cache)[2:]):
+        _, cache = rnn.rnn_forward(x[:, start : step + 1], h0 if start == 0 else h[:, start - 1], Wx, Wh, b)
+        one = np.zeros((N, step + 1 - start, H))
+        one[:, -1] = dh[:, step]
+        for acc, g in zip(expected, rnn.rnn_backward(one, cache)[2:], strict=True):
             acc += g
-    for got, want in zip(rnn.truncated_bptt_grads(x, h0, Wx, Wh, b, dh, k1, k2), expected):
+    for got, want in zip(rnn.truncated_bptt_grads(x, h0, Wx, Wh, b, dh, k1, k2), expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
@@ -223,7 +223,7 @@ def test_truncated_bptt_with_a_long_window_is_full_bptt(rng):
     dh = rng.standard_normal((N, T, H))
     _, cache = rnn.rnn_forward(x, h0, Wx, Wh, b)
     full = rnn.rnn_backward(dh, cache)[2:]
-    for got, want in zip(rnn.truncated_bptt_grads(x, h0, Wx, Wh, b, dh, k1=1, k2=T), full):
+    for got, want in zip(rnn.truncated_bptt_grads(x, h0, Wx, Wh, b, dh, k1=1, k2=T), full, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="k1 <= k2"):
         rnn.truncated_bptt_grads(x, h0, Wx, Wh, b, dh, k1=4, k2=2)
