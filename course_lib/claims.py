@@ -58,12 +58,14 @@ def claims_made() -> list[str]:
     return list(_MADE)
 
 
-def glue(name: str, value: Any) -> Any:
-    """Make ``value`` available to the prose as ``{glue:text}`name``` (myst-nb), without displaying it."""
+def glue(name: str, value: Any) -> None:
+    """Make ``value`` available to the prose as ``{glue:text}`name``` (myst-nb), without displaying it.
+
+    Returns nothing, so that a ``glue(...)`` on the last line of a cell shows nothing either.
+    """
     from myst_nb import glue as _glue
 
     _glue(name, value, display=False)
-    return value
 
 
 def markdown_table(header: list[str], rows: list[list[Any]], fmt: str = ".2f") -> str:

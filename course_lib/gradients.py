@@ -389,9 +389,9 @@ def copy_task(
     drawn uniformly from a separate alphabet ``n_symbols + 2 .. n_symbols + 1 + K'`` (the vocabulary then has
     ``n_symbols + 2 + K'`` tokens): the memory must now ignore an input that changes at every step. The model
     must output :math:`s_1, \dots, s_m` at the last :math:`m` steps (the targets at every other step are
-    blanks, which this function leaves out): symbol :math:`s_j` is read at step :math:`j` and recalled at step :math:`m + L + j`, i.e. :math:`L + m`
-    steps later. With ``length=1`` this is the "remember the first symbol" task; guessing gives an accuracy of
-    ``1 / n_symbols``.
+    blanks, which this function leaves out): symbol :math:`s_j` is read at step :math:`j` and recalled at
+    step :math:`m + L + j`, i.e. :math:`L + m` steps later. With ``length=1`` this is the "remember the
+    first symbol" task; guessing gives an accuracy of ``1 / n_symbols``.
 
     Args:
         n: number of sequences.
