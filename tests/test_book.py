@@ -163,7 +163,7 @@ def claim_cells(text: str) -> list[str]:
 
 
 # The claim cells of each chapter when issue 12 was done; a chapter may gain claims, never silently lose them.
-MIN_CLAIM_CELLS = {"book/feedforward": 2, "book/rnn": 3, "book/gradients": 4, "book/lstm": 3}
+MIN_CLAIM_CELLS = {"book/feedforward": 2, "book/rnn": 4, "book/gradients": 4, "book/lstm": 4}
 
 
 def test_every_chapter_backs_its_sentences_about_runs_with_claims():
