@@ -400,6 +400,34 @@ def train_charlm(
     return history
 
 
+def evaluate_charlm(model: CharRNN, ids: np.ndarray, batch_size: int = 8, seq_len: int = 250) -> float:
+    r"""Mean cross-entropy (nats per character) of ``model`` on held-out text, predicting every character but the
+    first.
+
+    The text is cut into ``batch_size`` equal streams (the last few characters that do not fill a stream are
+    left out), read ``seq_len`` characters at a time with the hidden state carried over, as in training, so
+    every prediction sees all of its stream's text before it. Divide by :math:`\ln 2` for bits per character;
+    :math:`e^{\text{loss}}` is the perplexity per character.
+
+    Args:
+        model: a :class:`CharRNN`; ids: ``(L,)`` the held-out text as ids.
+        batch_size: streams read in parallel; seq_len: characters per forward call (memory only).
+    """
+    ids = np.asarray(ids)
+    stream_len = (len(ids) - 1) // batch_size
+    if stream_len < 1:
+        raise ValueError(f"{len(ids)} ids are too few for {batch_size} streams")
+    x_all = ids[: batch_size * stream_len].reshape(batch_size, stream_len)  # (N, L)
+    y_all = ids[1 : 1 + batch_size * stream_len].reshape(batch_size, stream_len)  # (N, L)
+    total, h = 0.0, None
+    for start in range(0, stream_len, seq_len):
+        x, y = x_all[:, start : start + seq_len], y_all[:, start : start + seq_len]
+        scores, h, _ = model.forward(x, h)
+        loss, _ = temporal_softmax_loss(scores, y)
+        total += loss * y.size
+    return total / y_all.size
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The same model and loop in PyTorch
 # ----------------------------------------------------------------------------------------------------------

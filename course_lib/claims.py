@@ -58,9 +58,37 @@ def claims_made() -> list[str]:
     return list(_MADE)
 
 
-def glue(name: str, value: Any) -> Any:
-    """Make ``value`` available to the prose as ``{glue:text}`name``` (myst-nb), without displaying it."""
+def glue(name: str, value: Any) -> None:
+    """Make ``value`` available to the prose as ``{glue:text}`name``` (myst-nb), without displaying it.
+
+    Returns nothing, so that a ``glue(...)`` on the last line of a cell shows nothing either.
+    """
     from myst_nb import glue as _glue
 
     _glue(name, value, display=False)
-    return value
+
+
+def markdown_table(header: list[str], rows: list[list[Any]], fmt: str = ".2f") -> str:
+    """A Markdown table of a run's results, for ``display(Markdown(...))`` in the cell that computed them.
+
+    Args:
+        header: the column titles.
+        rows: one list per row, as long as ``header``; floats are formatted with ``fmt``, anything else
+            with ``str``.
+        fmt: the format of the floats (a :func:`format` spec).
+    """
+    if any(len(row) != len(header) for row in rows):
+        raise ValueError(f"every row needs {len(header)} cells, one per column of {header}")
+
+    def cell(value: Any) -> str:
+        try:
+            import numpy as np
+
+            is_float = isinstance(value, (float, np.floating))
+        except ImportError:  # pragma: no cover - numpy is a dependency
+            is_float = isinstance(value, float)
+        return format(value, fmt) if is_float else str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -372,7 +372,7 @@ def adding_problem(n: int, T: int, seed: int | None = None) -> tuple[np.ndarray,
 
 
 def copy_task(
-    n: int, lag: int, length: int = 1, n_symbols: int = 8, seed: int | None = None
+    n: int, lag: int, length: int = 1, n_symbols: int = 8, seed: int | None = None, n_distractors: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""The copy (memory) task: reproduce the first ``length`` symbols after ``lag`` steps.
 
@@ -384,11 +384,14 @@ def copy_task(
 
         s_1 ... s_m | 0 ... 0 (L - 1 blanks) | delimiter | 0 ... 0 (m blanks)
 
-    where :math:`s_j` are drawn uniformly from the data symbols. The model must output :math:`s_1, \dots, s_m`
-    at the last :math:`m` steps (the targets at every other step are blanks, which this function leaves out):
-    symbol :math:`s_j` is read at step :math:`j` and recalled at step :math:`m + L + j`, i.e. :math:`L + m`
-    steps later. With ``length=1`` this is the "remember the first symbol" task; guessing gives an accuracy of
-    ``1 / n_symbols``.
+    where :math:`s_j` are drawn uniformly from the data symbols. With ``n_distractors`` :math:`= K' > 0`, the
+    :math:`L - 1` steps between the symbols and the delimiter hold random *distractor* tokens instead of blanks,
+    drawn uniformly from a separate alphabet ``n_symbols + 2 .. n_symbols + 1 + K'`` (the vocabulary then has
+    ``n_symbols + 2 + K'`` tokens): the memory must now ignore an input that changes at every step. The model
+    must output :math:`s_1, \dots, s_m` at the last :math:`m` steps (the targets at every other step are
+    blanks, which this function leaves out): symbol :math:`s_j` is read at step :math:`j` and recalled at
+    step :math:`m + L + j`, i.e. :math:`L + m` steps later. With ``length=1`` this is the "remember the
+    first symbol" task; guessing gives an accuracy of ``1 / n_symbols``.
 
     Args:
         n: number of sequences.
@@ -396,17 +399,22 @@ def copy_task(
         length: :math:`m \ge 1`, the number of symbols to copy.
         n_symbols: size of the data alphabet (at least 2).
         seed: seed of the generator: the same seed gives the same data.
+        n_distractors: size of the distractor alphabet (0: blanks between the symbols and the delimiter).
 
     Returns:
         x: ``(n, 2 * length + lag)`` int64 tokens; y: ``(n, length)`` int64 symbols in ``1 .. n_symbols``,
         the targets of the last ``length`` steps.
     """
-    if lag < 1 or length < 1 or n_symbols < 2:
-        raise ValueError(f"need lag >= 1, length >= 1, n_symbols >= 2; got {lag}, {length}, {n_symbols}")
+    if lag < 1 or length < 1 or n_symbols < 2 or n_distractors < 0:
+        raise ValueError(f"need lag >= 1, length >= 1, n_symbols >= 2, n_distractors >= 0; "
+                         f"got {lag}, {length}, {n_symbols}, {n_distractors}")
     rng = np.random.default_rng(seed)
     y = rng.integers(1, n_symbols + 1, (n, length))
     x = np.zeros((n, 2 * length + lag), dtype=np.int64)
     x[:, :length] = y
+    if n_distractors:
+        first = n_symbols + 2
+        x[:, length : length + lag - 1] = rng.integers(first, first + n_distractors, (n, lag - 1))
     x[:, length + lag - 1] = n_symbols + 1  # the delimiter
     return x, y.astype(np.int64)
 
@@ -476,7 +484,7 @@ class SequenceModel(torch.nn.Module):
         return self.out(h[:, -self.n_out :])  # (N, n_out, C)
 
 
-def _fit(model, batch, loss_fn, steps, optimizer, max_norm, progress) -> TrainingRun:
+def _fit(model, batch, loss_fn, steps, optimizer, max_norm, progress, clip_value=None) -> TrainingRun:
     run = TrainingRun()
     params = [p for p in model.parameters() if p.requires_grad]
     for step in tqdm(range(steps), disable=not progress, leave=False):
@@ -488,6 +496,8 @@ def _fit(model, batch, loss_fn, steps, optimizer, max_norm, progress) -> Trainin
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
         else:
             norm = clip_grad_norm_(params, max_norm)
+        if clip_value is not None:  # element-wise, as min-char-rnn does: changes the direction
+            torch.nn.utils.clip_grad_value_(params, clip_value)
         run.losses.append(loss.item())
         run.grad_norms.append(float(norm))
         if not np.isfinite(run.losses[-1]):
@@ -499,19 +509,21 @@ def _fit(model, batch, loss_fn, steps, optimizer, max_norm, progress) -> Trainin
 def train_copy_task(cell: str, lag: int, *, length: int = 1, n_symbols: int = 8, hidden: int = 64,
                     steps: int = 300, batch_size: int = 64, lr: float = 3e-3, max_norm: float | None = 1.0,
                     init: str = "default", forget_bias: float | None = None, seed: int = 0, n_val: int = 1000,
-                    progress: bool = False) -> TrainingRun:
+                    n_distractors: int = 0, progress: bool = False) -> TrainingRun:
     """Train a :class:`SequenceModel` on :func:`copy_task` with Adam; report its accuracy on fresh sequences.
 
     Every step draws a new batch (seeded by ``seed`` and the step), so there is no overfitting to measure;
     the accuracy is over ``n_val`` further sequences, per recalled symbol (chance is ``1 / n_symbols``).
-    The loss is the cross-entropy of the last ``length`` steps only.
+    The loss is the cross-entropy of the last ``length`` steps only. ``n_distractors`` is passed to
+    :func:`copy_task` (random distractors instead of blanks).
     """
-    vocab = n_symbols + 2
+    vocab = n_symbols + 2 + n_distractors
     model = SequenceModel(cell, vocab, hidden, n_symbols, n_out=length, init=init, forget_bias=forget_bias,
                           seed=seed)
 
     def batch(step):
-        x, y = copy_task(batch_size, lag, length, n_symbols, seed=seed * 1_000_003 + step)
+        x, y = copy_task(batch_size, lag, length, n_symbols, seed=seed * 1_000_003 + step,
+                         n_distractors=n_distractors)
         return torch.as_tensor(x), torch.as_tensor(y - 1)  # symbols 1..K -> classes 0..K-1
 
     def loss_fn(logits, y):
@@ -519,7 +531,8 @@ def train_copy_task(cell: str, lag: int, *, length: int = 1, n_symbols: int = 8,
 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     run = _fit(model, batch, loss_fn, steps, optimizer, max_norm, progress)
-    x_val, y_val = copy_task(n_val, lag, length, n_symbols, seed=2**31 - 1 - seed)  # never a training seed
+    x_val, y_val = copy_task(n_val, lag, length, n_symbols, seed=2**31 - 1 - seed,  # never a training seed
+                             n_distractors=n_distractors)
     with torch.no_grad():
         predicted = model(torch.as_tensor(x_val)).argmax(-1).numpy() + 1
     run.accuracy = float(np.mean(predicted == y_val))
@@ -528,20 +541,24 @@ def train_copy_task(cell: str, lag: int, *, length: int = 1, n_symbols: int = 8,
 
 def train_adding_problem(T: int, *, hidden: int = 32, steps: int = 300, batch_size: int = 32, lr: float = 0.01,
                          max_norm: float | None = None, nonlinearity: str = "relu", init: str = "identity",
-                         seed: int = 0, progress: bool = False) -> TrainingRun:
+                         seed: int = 0, clip_value: float | None = None,
+                         progress: bool = False) -> TrainingRun:
     """Train a vanilla :class:`SequenceModel` on :func:`adding_problem` with plain SGD (mean squared error).
 
     The defaults are an IRNN (ReLU units, identity recurrent weights; Le et al., 2015). ``max_norm=None``
-    trains without clipping. Stops early if the loss stops being finite.
+    trains without clipping by global norm; ``clip_value`` clips every gradient entry to
+    ``[-clip_value, clip_value]`` instead (element-wise, which changes the update's direction). Stops early
+    if the loss stops being finite.
     """
     model = SequenceModel("rnn", 2, hidden, 1, nonlinearity=nonlinearity, init=init, seed=seed)
 
     def batch(step):
         x, y = adding_problem(batch_size, T, seed=seed * 1_000_003 + step)
-        return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+        dtype = model.out.weight.dtype  # the model's (torch's default dtype when it was made)
+        return torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype)
 
     def loss_fn(pred, y):
         return torch.mean((pred[:, -1, 0] - y) ** 2)
 
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    return _fit(model, batch, loss_fn, steps, optimizer, max_norm, progress)
+    return _fit(model, batch, loss_fn, steps, optimizer, max_norm, progress, clip_value)

@@ -157,6 +157,48 @@ def rnn_backward(
 # ----------------------------------------------------------------------------------------------------------
 # Around the recurrence: a loss at every step, sampling, gradient clipping
 # ----------------------------------------------------------------------------------------------------------
+def truncated_bptt_grads(
+    x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray, dh: np.ndarray,
+    k1: int, k2: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Weight gradients of truncated BPTT, TBPTT(k1, k2), for upstream gradients ``dh`` at every step.
+
+    Every ``k1`` steps, the losses of the last ``k1`` steps are backpropagated through a window of ``k2``
+    steps (Williams & Peng, 1990): the loss at a step that lies :math:`j` steps after the start of its window
+    reaches back :math:`j` steps and no further. ``k2 = k1`` (the default) is the usual chunked truncation,
+    where the losses near a chunk's start reach back hardly at all; ``k2 > k1`` gives every loss at least
+    ``k2 - k1`` steps. The forward states are those of one pass over the whole sequence (carrying the state
+    from chunk to chunk gives exactly these). With ``k2 >= T`` the result is full BPTT's.
+
+    Args:
+        x: inputs ``(N, T, D)``; h0: initial state ``(N, H)``; Wx ``(D, H)``, Wh ``(H, H)``, b ``(H,)``.
+        dh: upstream gradient of every hidden state, ``(N, T, H)``.
+        k1: how many steps' losses each window backpropagates (at least 1).
+        k2: the window's length (at least ``k1``; defaults to ``k1``).
+
+    Returns:
+        dWx ``(D, H)``, dWh ``(H, H)``, db ``(H,)``.
+    """
+    k2 = k1 if k2 is None else k2
+    if not 1 <= k1 <= k2:
+        raise ValueError(f"truncated BPTT needs 1 <= k1 <= k2, got k1={k1}, k2={k2}")
+    T = x.shape[1]
+    h, _ = rnn_forward(x, h0, Wx, Wh, b)  # (N, T, H): the states every window starts from
+    dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)
+    for first_loss in range(0, T, k1):  # the losses of steps first_loss .. end - 1 share one window
+        end = min(first_loss + k1, T)
+        start = max(0, end - k2)
+        h_start = h0 if start == 0 else h[:, start - 1]
+        _, cache = rnn_forward(x[:, start:end], h_start, Wx, Wh, b)
+        dh_window = np.zeros_like(dh[:, start:end])
+        dh_window[:, first_loss - start :] = dh[:, first_loss:end]
+        _, _, dWx_w, dWh_w, db_w = rnn_backward(dh_window, cache)
+        dWx += dWx_w
+        dWh += dWh_w
+        db += db_w
+    return dWx, dWh, db
+
+
 def temporal_softmax_loss(
     x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None
 ) -> tuple[float, np.ndarray]:

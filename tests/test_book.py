@@ -81,10 +81,9 @@ def test_chapters_import_course_lib_instead_of_redefining_it():
     library = course_lib_names()
     for f in chapters():
         text = (ROOT / f"{f}.md").read_text()
-        cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S)
+        cells = [body for _, body in code_cells(text)]  # cell options stripped
         assert any("course_lib" in c for c in cells), f"{f} does not import course_lib"
-        for cell in cells:
-            body = re.sub(r"^---\n.*?\n---\n", "", cell, flags=re.S)  # strip cell options
+        for body in cells:
             body = "\n".join(line for line in body.splitlines() if not line.startswith(("%", "!")))
             for node in ast.parse(body).body:
                 if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
@@ -146,3 +145,77 @@ def test_launch_buttons_open_each_chapter_as_a_notebook(built_book):
         compile(TransformerManager().transform_cell(setup.source), f"{f} setup cell", "exec")
         assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{f}: notebook not executed"
         assert sum("course-setup" in c.metadata.get("tags", []) for c in nb.cells) == 1
+
+
+def code_cells(text: str) -> list[tuple[str, str]]:
+    """(options, body) of every code cell of a MyST notebook; options is the YAML or ``:tags:`` header."""
+    cells = []
+    for cell in re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S):
+        header = re.match(r"(---\n.*?\n---\n|(?::[\w-]+:[^\n]*\n)+)", cell, re.S)
+        options = header.group(0) if header else ""
+        cells.append((options, cell[len(options):]))
+    return cells
+
+
+def claim_cells(text: str) -> list[str]:
+    """The hidden cells (``remove-cell``) that check a sentence with ``claim(...)``."""
+    return [body for options, body in code_cells(text) if "remove-cell" in options and "claim(" in body]
+
+
+# The claim cells of each chapter when issue 12 was done; a chapter may gain claims, never silently lose them.
+MIN_CLAIM_CELLS = {"book/feedforward": 2, "book/rnn": 4, "book/gradients": 4, "book/lstm": 4}
+
+
+def test_every_chapter_backs_its_sentences_about_runs_with_claims():
+    counts = {f: len(claim_cells((ROOT / f"{f}.md").read_text())) for f in chapters()}
+    for f, n in counts.items():
+        assert n >= MIN_CLAIM_CELLS.get(f, 1), (
+            f"{f} has {n} hidden claim cells; a sentence about a run needs claim(...) in a remove-cell "
+            "beside it (see CONTRIBUTING.md)")
+        text = (ROOT / f"{f}.md").read_text()
+        assert "from course_lib.claims import" in text, f"{f} does not import course_lib.claims"
+
+
+def test_prose_numbers_come_from_glue_and_every_glued_name_is_defined():
+    for f in chapters():
+        text = (ROOT / f"{f}.md").read_text()
+        used = set(re.findall(r"\{glue:text\}`([\w-]+)(?::[^`]*)?`", text))
+        defined = set(re.findall(r"glue\(\s*f?[\"']([\w{}-]+)[\"']", text))
+        patterns = [re.compile("^" + re.sub(r"\\\{[^}]*\\\}", r"\\w+", re.escape(d)) + "$") for d in defined]
+        for name in used:
+            assert any(p.match(name) for p in patterns), f"{f} shows {{glue:text}}`{name}` but never glues it"
+
+
+def test_code_in_chapters_fits_the_page_column():
+    for f in chapters():
+        for _, body in code_cells((ROOT / f"{f}.md").read_text()):
+            for line in body.splitlines():
+                assert len(line) <= 88, f"{f}: a code line of {len(line)} characters (at most 88): {line!r}"
+
+
+def test_a_failing_claim_fails_the_build():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["allow_errors"] is False, "a failing cell (a failing claim) must fail the build"
+
+
+@pytest.mark.slow
+def test_a_failing_claim_stops_the_execution_of_a_chapter(tmp_path):
+    """The book executes chapters with nbclient (myst-nb); a claim the run does not support raises there."""
+    import jupytext
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    page = "\n".join([
+        "---", "jupytext:", "  text_representation:", "    extension: .md", "    format_name: myst",
+        "kernelspec:", "  display_name: Python 3", "  language: python", "  name: python3", "---", "",
+        "```{code-cell} ipython3", "from course_lib.claims import claim", "accuracy = 0.4", "```", "",
+        "The model learns the task.", "",
+        "```{code-cell} ipython3", ":tags: [remove-cell]",
+        'claim(accuracy > 0.9, "the model learns the task", accuracy=accuracy)', "```", "",
+    ])
+    nb = jupytext.reads(page, fmt="md:myst")
+    assert len(claim_cells(page)) == 1
+    with pytest.raises(CellExecutionError) as error:
+        NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+                       ).execute()
+    assert "ClaimError" in str(error.value) and "the model learns the task" in str(error.value)

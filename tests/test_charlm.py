@@ -198,3 +198,18 @@ def test_training_learns_a_repeated_phrase():
     assert calls == list(range(1, 151))
     assert history.loss[-1] < 0.1
     assert vocab.decode(model.sample(vocab.encode("hello, "), 17, temperature=0.0)[0]) == "recurrent world! "
+
+
+def test_evaluate_charlm_is_the_torch_cross_entropy_of_the_streams_read_with_carried_state(rng):
+    model = charlm.CharRNN.create(7, 5, seed=1)
+    module = charlm.TorchCharRNN.from_numpy(model)
+    ids = rng.integers(0, 7, 103)
+    N, L = 4, (103 - 1) // 4
+    x, y = ids[: N * L].reshape(N, L), ids[1 : 1 + N * L].reshape(N, L)
+    with torch.no_grad():
+        scores, _ = module(torch.as_tensor(x))  # one pass over each whole stream
+        want = torch.nn.functional.cross_entropy(scores.reshape(-1, 7), torch.as_tensor(y).reshape(-1)).item()
+    got = charlm.evaluate_charlm(model, ids, batch_size=N, seq_len=7)  # chunks of 7, state carried
+    assert abs(got - want) < 1e-10
+    with pytest.raises(ValueError, match="too few"):
+        charlm.evaluate_charlm(model, ids[:3], batch_size=4)

@@ -19,3 +19,17 @@ def test_claim_fails_with_the_sentence_and_evidence():
 def test_claim_needs_a_sentence():
     with pytest.raises(TypeError):
         claim(True, "")
+
+
+def test_markdown_table_formats_floats_and_escapes_bars():
+    from course_lib.claims import markdown_table
+
+    table = markdown_table(["model", "accuracy"], [["LSTM", np.float64(0.987)], ["a|b", 3]])
+    assert table.splitlines() == ["| model | accuracy |", "|---|---|", "| LSTM | 0.99 |", "| a\\|b | 3 |"]
+
+
+def test_markdown_table_rejects_ragged_rows():
+    from course_lib.claims import markdown_table
+
+    with pytest.raises(ValueError, match="2 cells"):
+        markdown_table(["a", "b"], [[1]])

@@ -274,3 +274,22 @@ def test_mean_field_rate_is_rho_in_the_linear_regime_and_smaller_when_saturated(
     assert gr.mean_field_rate(Wh, np.zeros((2, 5, 16))) == pytest.approx(0.9, rel=1e-12)
     h = np.full((2, 5, 16), 0.5)  # every slope 1 - h^2 = 0.75
     assert gr.mean_field_rate(Wh, h) == pytest.approx(0.9 * 0.75, rel=1e-12)
+
+
+def test_copy_task_distractors_fill_the_gap_from_their_own_alphabet():
+    x, y = gr.copy_task(50, lag=7, length=2, n_symbols=5, seed=3, n_distractors=4)
+    x0, y0 = gr.copy_task(50, lag=7, length=2, n_symbols=5, seed=3)
+    np.testing.assert_array_equal(y, y0)  # the same symbols to remember
+    np.testing.assert_array_equal(x[:, :2], y)
+    gap = x[:, 2 : 2 + 6]  # the lag - 1 steps before the delimiter
+    assert gap.min() >= 5 + 2 and gap.max() <= 5 + 1 + 4
+    assert len(np.unique(gap)) == 4
+    assert np.all(x[:, 8] == 6) and np.all(x[:, 9:] == 0)  # delimiter, then blanks
+    with pytest.raises(ValueError):
+        gr.copy_task(5, 3, n_distractors=-1)
+
+
+def test_elementwise_clipping_at_zero_freezes_the_weights():
+    frozen = gr.train_adding_problem(6, hidden=4, steps=4, batch_size=3, lr=0.0)
+    clipped = gr.train_adding_problem(6, hidden=4, steps=4, batch_size=3, lr=0.5, clip_value=0.0)
+    np.testing.assert_allclose(clipped.losses, frozen.losses, rtol=1e-6)

@@ -192,3 +192,38 @@ def test_carrying_the_state_over_chunks_equals_one_long_forward_pass(rng):
         chunks.append(out)
         h = out[:, -1]
     assert_close(np.concatenate(chunks, axis=1), full)
+
+
+@pytest.mark.parametrize("k1, k2", [(1, 1), (3, 3), (4, 7), (1, 5), (5, 20)])
+def test_truncated_bptt_grads_match_a_direct_per_loss_truncation(rng, k1, k2):
+    """Each loss in window [start, end) reaches back to the window's start and no further: summing, loss by
+    loss, the gradient of a window that starts there and holds only that loss gives the same answer."""
+    N, T, D, H = 2, 13, 3, 4
+    x, h0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H))
+    Wx, Wh, b = random_params(rng, D, H)
+    dh = rng.standard_normal((N, T, H))
+    h, _ = rnn.rnn_forward(x, h0, Wx, Wh, b)
+    expected = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+    for step in range(T):
+        end = min(T, (step // k1 + 1) * k1)  # the window whose last k1 steps hold this step
+        start = max(0, end - k2)
+        _, cache = rnn.rnn_forward(x[:, start : step + 1], h0 if start == 0 else h[:, start - 1], Wx, Wh, b)
+        one = np.zeros((N, step + 1 - start, H))
+        one[:, -1] = dh[:, step]
+        for acc, g in zip(expected, rnn.rnn_backward(one, cache)[2:], strict=True):
+            acc += g
+    for got, want in zip(rnn.truncated_bptt_grads(x, h0, Wx, Wh, b, dh, k1, k2), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_truncated_bptt_with_a_long_window_is_full_bptt(rng):
+    N, T, D, H = 2, 9, 3, 4
+    x, h0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H))
+    Wx, Wh, b = random_params(rng, D, H)
+    dh = rng.standard_normal((N, T, H))
+    _, cache = rnn.rnn_forward(x, h0, Wx, Wh, b)
+    full = rnn.rnn_backward(dh, cache)[2:]
+    for got, want in zip(rnn.truncated_bptt_grads(x, h0, Wx, Wh, b, dh, k1=1, k2=T), full, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="k1 <= k2"):
+        rnn.truncated_bptt_grads(x, h0, Wx, Wh, b, dh, k1=4, k2=2)

@@ -200,3 +200,39 @@ def test_external_link_check_reports_without_failing_offline(tmp_path):
     assert "3 external links: 1 ok, 1 broken, 1 unreachable" in lenient.stdout
     assert re.search(r"^broken\s+\S+/gone.html", lenient.stdout, re.M)
     assert strict.returncode == 1
+
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def axe_violations(page) -> list[dict]:
+    """Run axe-core (WCAG 2.1 A and AA rules) on an open page; one entry per violated rule."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
+        AXE_TAGS)
+    return [{"rule": v["id"], "impact": v["impact"], "help": v["help"],
+             "where": [n["target"] for n in v["nodes"][:3]], "count": len(v["nodes"])}
+            for v in result["violations"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_every_page_passes_axe_at_wcag_21_aa(site, browser, mode):
+    """Universities publish course material at WCAG 2.1 AA: axe-core finds no violation, in either theme."""
+    if not AXE.exists():
+        if os.environ.get("CI"):
+            pytest.fail("axe-core is required on CI (.ci/run installs it with npm)")
+        pytest.skip("axe-core is not installed: npm install --no-save --no-package-lock axe-core@4.10.3")
+    report = {}
+    for name in pages():
+        _, page = load(browser, site + name)
+        page.evaluate("mode => { document.documentElement.dataset.mode = mode;"
+                      " document.documentElement.dataset.theme = mode; }", mode)
+        page.wait_for_timeout(100)  # let the theme's colours apply
+        violations = axe_violations(page)
+        page.close()
+        if violations:
+            report[name] = violations
+    assert not report, json.dumps(report, indent=1)[:6000]

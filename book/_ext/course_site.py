@@ -10,10 +10,16 @@
   cell is added to it that installs ``course_lib`` from the repository when the notebook runs where the
   package is missing (a fresh Colab machine). The outputs are filled in from the execution cache where myst-nb
   left them out (pages whose outputs came from the cache).
+* Accessibility (WCAG 2.1 AA, checked with axe-core by the browser tests): every code block that can scroll
+  sideways is focusable (``tabindex="0"`` on each ``<pre>``, so a keyboard user can scroll it; the theme's
+  script does the same, but only after the page has loaded), and the bibliography's entries use the role
+  ``listitem`` inside sphinxcontrib-bibtex's ``role="list"`` (its ``doc-biblioentry`` is deprecated and not
+  a list item).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 SETUP_TAG = "course-setup"
@@ -31,6 +37,14 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
             seen.add(key)
             unique.append(js)
     scripts[:] = unique
+
+
+def _accessible_body(app, pagename, templatename, context, doctree):
+    body = context.get("body")
+    if not body:
+        return
+    body = re.sub(r"<pre(?![^>]*\btabindex=)(?=[\s>])", '<pre tabindex="0"', body)
+    context["body"] = body.replace('role="doc-biblioentry"', 'role="listitem"')
 
 
 def _repository(app) -> tuple[str, str] | None:
@@ -114,5 +128,6 @@ def setup(app):
     app.connect("html-page-context", _dedupe_scripts, priority=100)
     # late: after sphinx-book-theme has built the launch buttons (default priority 500)
     app.connect("html-page-context", _colab_to_published_notebook, priority=900)
+    app.connect("html-page-context", _accessible_body, priority=900)
     app.connect("build-finished", _add_setup_cell)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
