@@ -24,7 +24,9 @@ from __future__ import annotations
 import csv
 import grp
 import io
+import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -287,6 +289,13 @@ def test_release_fetch_submit_collect_grade_feedback(hub):
     own = ben.python(f"import os\nsorted(os.listdir(os.path.expanduser('~/{ASSIGNMENT}')))")
     assert f"{ASSIGNMENT}.ipynb" in own  # control: the same kernel reads its own files
     assert ben.request("GET", "/formgrader/manage_assignments").status_code == 404, "a student has a formgrader"
+    instructor_only = {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment"}
+    for server, hidden in ((ben, instructor_only), (teacher, set())):  # and no formgrader menu in their Lab
+        page = server.request("GET", "/lab")
+        data = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', page.text, re.S).group(1))
+        listed = data.get("disabledExtensions", [])
+        disabled = {k for k, v in listed.items() if v} if isinstance(listed, dict) else set(listed)
+        assert disabled & instructor_only == hidden, f"{server.name}'s JupyterLab disables {disabled}"
     other = requests.get(f"{teacher.base}/api/contents", headers={"Authorization": f"token {ben.token}"},
                          timeout=60, allow_redirects=False)
     assert other.status_code in (302, 403, 404), f"a student reached the instructor's server: {other.status_code}"
