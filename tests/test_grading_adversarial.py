@@ -74,7 +74,8 @@ KEYRING = (
     "    print('KEYRINGS:', [libc.syscall({keyctl}, 10, r, b'user', b'leaked-hidden-tests', 0) > 0 "
     "for r in rings])\n"
 )
-# thirty CPU burners in their own sessions, for 15 s, while the other worker grades its neighbour
+# thirty CPU burners in their own sessions, for 8 s, while the other worker grades its neighbour (the cell
+# waits for them well within its 20 s, even with its own kernel squeezed into the submission's CPU share)
 CPU_HOG = (
     "import os, time\n"
     "kids = []\n"
@@ -82,12 +83,12 @@ CPU_HOG = (
     "    pid = os.fork()\n"
     "    if pid == 0:\n"
     "        os.setsid()\n"
-    "        end = time.monotonic() + 15\n"
+    "        end = time.monotonic() + 8\n"
     "        while time.monotonic() < end:\n"
     "            pass\n"
     "        os._exit(0)\n"
     "    kids.append(pid)\n"
-    "time.sleep(15)\n"
+    "time.sleep(8)\n"
 )
 SCRIPT = ("from IPython.display import HTML, Javascript, display\n"
           "print('<script>alert(\"printed\")</script>')\n"
@@ -387,8 +388,8 @@ def graded(tmp_path_factory):
         problems: dict[str, list[tuple[str, str]]] = {}
         for row in csv.DictReader(f):
             problems.setdefault(row["student"], []).append((row["kind"], row["reason"]))
-    feedback = run(course, "nbgrader", "generate_feedback", ASSIGNMENT, "--student", "script_output",
-                   "--student", "leaks_hidden_tests", check=False)
+    feedback = [run(course, "nbgrader", "generate_feedback", ASSIGNMENT, "--student", student, check=False)
+                for student in ("script_output", "leaks_hidden_tests")]
     yield {"course": course, "db_url": db_url, "cases": cases, "scores": scores(db_url), "problems": problems,
            "victim_rows": victim_rows, "rows": gradebook_rows(db_url), "before": before,
            "after": tree_hashes(course, exclude=("gradebook.db", "reports", *(f"autograded/{s}" for s in cases))),
@@ -505,16 +506,19 @@ def test_odd_names_are_graded_and_escaped_in_every_report(graded):
 
 def feedback_html(graded, student) -> str:
     path = graded["course"] / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html"
-    assert path.exists(), graded["feedback"].stdout[-2000:] + graded["feedback"].stderr[-3000:]
+    assert path.exists(), "".join(f.stdout[-2000:] + f.stderr[-3000:] for f in graded["feedback"])
     return path.read_text()
 
 
 @pytest.mark.slow
 def test_feedback_shows_student_scripts_as_text(graded):
+    import re
+
     html = feedback_html(graded, "script_output")
-    for payload in ('<script>alert("printed")', '<script>alert("displayed")', 'alert("javascript")'):
-        assert payload not in html, payload
-    assert "&lt;script&gt;alert(" in html
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.S | re.I)
+    assert scripts and not any("alert(" in script for script in scripts)  # the page's own scripts only
+    assert "javascript" not in " ".join(re.findall(r"application/javascript[^<]*", html))
+    assert html.count("&lt;script&gt;alert(") >= 3  # printed, displayed: shown as text (and the source)
 
 
 @pytest.mark.slow
