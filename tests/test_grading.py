@@ -200,7 +200,7 @@ def test_same_grades_as_nbgrader_with_sqlite(reference, tmp_path):
     run(course, "nbgrader", "export", "--to", str(tmp_path / "export.csv"))
     with open(tmp_path / "export.csv") as f:
         exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
-    assert exported == {"solution": 13.0, "partial": 7.0, "release": 0.0}
+    assert exported == {"solution": 13.0, "partial": 10.0, "release": 0.0}  # a wrong loss costs its 3 points
     run(course, "nbgrader", "generate_feedback", ASSIGNMENT, "--force")
     autograded = (course / "autograded" / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
     assert "BEGIN HIDDEN TESTS" in autograded  # the instructor's copy keeps them

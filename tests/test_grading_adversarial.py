@@ -157,7 +157,7 @@ def corpus(course, port: int) -> dict[str, tuple]:
                                  expect(numerical_gradient=0, two_layer_loss=0), {"timed out"}),
         "memory_bomb": (with_source(sol, "softmax_loss", sol_src["softmax_loss"].replace(
             "    N = s.shape[0]\n", "    N = s.shape[0]\n    _hog = [bytearray(1 << 30) for _ in range(64)]\n")),
-            expect(softmax_loss=0, two_layer_loss=0), {"exceeded a limit"}),
+            expect(softmax_loss=0), {"exceeded a limit"}),  # test_two_layer_loss runs stand-ins for the layers
         "fork_bomb": (insert_after(sol, "affine_forward",
                                    "import os, time\nkids = 0\ntry:\n    for _ in range(5000):\n"
                                    "        if os.fork() == 0:\n            time.sleep(3600)\n            os._exit(0)\n"
@@ -170,21 +170,21 @@ def corpus(course, port: int) -> dict[str, tuple]:
                          {"exceeded a limit"}),
         "stderr": (with_source(sol, "affine_forward", "import sys\n" + sol_src["affine_forward"].replace(
             "    out = x @ W + b\n", "    print('careful', file=sys.stderr)\n    out = x @ W + b\n")),
-            expect(affine_forward=0, affine_backward=0, two_layer_loss=0), set()),
+            expect(affine_forward=0), set()),  # no other test calls the student's affine_forward
         "edited_tests": (with_source(with_source(with_source(sol, "affine_forward", WRONG_FORWARD),
                                                  "test_affine_forward", "pass"), "test_two_layer_loss", "pass"),
-                         expect(affine_forward=0, two_layer_loss=0), set()),
-        "deleted_test": (deleted, expect(affine_forward=0, two_layer_loss=0), set()),
+                         expect(affine_forward=0), set()),
+        "deleted_test": (deleted, expect(affine_forward=0), set()),
         "reordered_test": (reorder, expect(softmax_loss=0), set()),
-        "duplicated_test": (duplicate, expect(affine_forward=0, two_layer_loss=0), set()),
+        "duplicated_test": (duplicate, expect(affine_forward=0), set()),
         "changed_points": (nbformat.from_dict(points), FULL, set()),
-        "changed_grade_id": (renamed, expect(affine_forward=0, two_layer_loss=0), set()),
+        "changed_grade_id": (renamed, expect(affine_forward=0), set()),
         "fake_graded_cell": (insert_after(sol, "two_layer_loss", "pass", fake), FULL, set()),
         "reads_disk": (insert_after(sol, "setup", probe), FULL, set()),
         "vandal": (insert_after(sol, "setup", vandal), FULL, set()),
         "network": (insert_after(sol, "setup", network), FULL, set()),
         "patches_reporting": (insert_after(with_source(sol, "softmax_loss", WRONG_SOFTMAX), "setup", patch_reporting),
-                              expect(softmax_loss=0, two_layer_loss=0), set()),
+                              expect(softmax_loss=0), set()),
         "patches_assertions": (insert_after(with_source(sol, "softmax_loss", WRONG_SOFTMAX), "softmax_loss",
                                             patch_assertions),
                                expect(softmax_loss=0, numerical_gradient=0, two_layer_loss=0), {"tampered"}),
