@@ -339,4 +339,24 @@ def sample_from_scores(scores, temperature, rng):
         "visible": True,
         "message": "has shape (3, 11) where (3, 7) is expected",
     },
+    {
+        "name": "generate_one_sample_at_a_time",
+        "cell": "generate",
+        "source": '''
+def generate(params, prefix, length, temperature, rng, num_samples=1):
+    V, H = params["Wx"].shape
+    ids = np.zeros((num_samples, length), dtype=np.int64)
+    for n in range(num_samples):
+        h = np.zeros((1, H))
+        for c in prefix:
+            h, _ = rnn_step_forward(np.eye(V)[[c]], h, params["Wx"], params["Wh"], params["b"])
+        for i in range(length):
+            ids[n, i] = sample_from_scores(h @ params["W_out"] + params["b_out"], temperature, rng)[0]
+            h, _ = rnn_step_forward(np.eye(V)[[ids[n, i]]], h, params["Wx"], params["Wh"], params["b"])
+    return ids
+''',
+        "caught_by": "test_generate",
+        "visible": True,
+        "message": "loop_over_examples has values outside",
+    },
 ]
