@@ -359,4 +359,13 @@ def generate(params, prefix, length, temperature, rng, num_samples=1):
         "visible": True,
         "message": "loop_over_examples has values outside",
     },
+    {
+        "name": "sample_float_ids",
+        "cell": "sample_from_scores",
+        "source": _SAMPLE.format(z="scores / temperature", p="np.exp(z - z.max(axis=1, keepdims=True))").replace(
+            "return np.minimum(", "return 1.0 * np.minimum("),
+        "caught_by": "test_sample_from_scores",
+        "visible": True,
+        "message": "the ids are not integers",
+    },
 ]
