@@ -39,7 +39,8 @@ def test_check_reports_every_question_and_finds_a_bug(tmp_path):
     assert "FAILED  AssertionError" in lines["test_softmax_loss"]
     assert lines["test_affine_backward"].endswith("passed")
     assert lines["test_numerical_gradient"].endswith("passed")
-    assert re.search(r"^visible tests: [23] of 5 questions pass \(\d+/13 points", result.stdout, re.M)
+    assert lines["test_two_layer_loss"].endswith("passed")  # its test runs stand-ins, not the wrong loss
+    assert re.search(r"^visible tests: 3 of 5 questions pass \(8/13 points", result.stdout, re.M)
     assert buggy.read_bytes() == before  # never modifies the student's file
 
 

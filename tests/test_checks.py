@@ -42,6 +42,7 @@ def test_judge_diagnoses_common_mistakes_without_showing_the_answer():
     assert judge(close, e.copy(), e) is None
     assert "transposed" in judge(close, e.T, e)
     assert "0.5 times" in judge(close, e / 2, e)
+    assert "times the expected" not in judge(close, 1.0, 2.0)
     assert "opposite sign" in judge(close, -e, e)
     assert "nan or inf" in judge(close, np.where(e > 5, np.inf, e), e)
     assert "None" in judge(close, None, e)

@@ -42,7 +42,7 @@ from course_lib.grading.summary import csv_cell
 FULL = {"test_affine_forward": 2, "test_affine_backward": 3, "test_softmax_loss": 3, "test_numerical_gradient": 2,
         "test_two_layer_loss": 3}
 ZERO = dict.fromkeys(FULL, 0)
-LIMITS = "cell=20,wall=240,mem=3072,nproc=96,output=2"
+LIMITS = "cell=30,wall=240,mem=3072,nproc=96,output=2"
 
 
 def expect(**zeroed):
@@ -74,7 +74,8 @@ KEYRING = (
     "    print('KEYRINGS:', [libc.syscall({keyctl}, 10, r, b'user', b'leaked-hidden-tests', 0) > 0 "
     "for r in rings])\n"
 )
-# thirty CPU burners in their own sessions, for 15 s, while the other worker grades its neighbour
+# thirty CPU burners in their own sessions, for 8 s, while the other worker grades its neighbour (the cell
+# waits for them well within its 20 s, even with its own kernel squeezed into the submission's CPU share)
 CPU_HOG = (
     "import os, time\n"
     "kids = []\n"
@@ -82,12 +83,12 @@ CPU_HOG = (
     "    pid = os.fork()\n"
     "    if pid == 0:\n"
     "        os.setsid()\n"
-    "        end = time.monotonic() + 15\n"
+    "        end = time.monotonic() + 8\n"
     "        while time.monotonic() < end:\n"
     "            pass\n"
     "        os._exit(0)\n"
     "    kids.append(pid)\n"
-    "time.sleep(15)\n"
+    "time.sleep(8)\n"
 )
 SCRIPT = ("from IPython.display import HTML, Javascript, display\n"
           "print('<script>alert(\"printed\")</script>')\n"
@@ -269,7 +270,7 @@ def corpus(course, port: int) -> dict[str, tuple]:
                                  expect(numerical_gradient=0, two_layer_loss=0), {"timed out"}),
         "memory_bomb": (with_source(sol, "softmax_loss", sol_src["softmax_loss"].replace(
             "    N = s.shape[0]\n", "    N = s.shape[0]\n    _hog = [bytearray(1 << 30) for _ in range(64)]\n")),
-            expect(softmax_loss=0, two_layer_loss=0), {"exceeded a limit"}),
+            expect(softmax_loss=0), {"exceeded a limit"}),  # no cascade into two_layer_loss
         "fork_bomb": (insert_after(sol, "affine_forward",
                                    "import os, time\nkids = 0\ntry:\n    for _ in range(5000):\n"
                                    "        if os.fork() == 0:\n            time.sleep(3600)\n            os._exit(0)\n"
@@ -282,24 +283,24 @@ def corpus(course, port: int) -> dict[str, tuple]:
                          {"exceeded a limit"}),
         "stderr": (with_source(sol, "affine_forward", "import sys\n" + sol_src["affine_forward"].replace(
             "    out = x @ W + b\n", "    print('careful', file=sys.stderr)\n    out = x @ W + b\n")),
-            expect(affine_forward=0, affine_backward=0, two_layer_loss=0), set()),
+            FULL, set()),  # right values score; stderr is shown, not a failure (nbgrader in-process zeroes it)
         "edited_tests": (with_source(with_source(with_source(sol, "affine_forward", WRONG_FORWARD),
                                                  "test_affine_forward", "pass"), "test_two_layer_loss", "pass"),
-                         expect(affine_forward=0, two_layer_loss=0), set()),
-        "deleted_test": (deleted, expect(affine_forward=0, two_layer_loss=0), set()),
+                         expect(affine_forward=0), set()),
+        "deleted_test": (deleted, expect(affine_forward=0), set()),
         "reordered_test": (reorder, expect(softmax_loss=0), set()),
-        "duplicated_test": (duplicate, expect(affine_forward=0, two_layer_loss=0), set()),
+        "duplicated_test": (duplicate, expect(affine_forward=0), set()),
         "changed_points": (nbformat.from_dict(points), FULL, set()),
-        "changed_grade_id": (renamed, expect(affine_forward=0, two_layer_loss=0), set()),
+        "changed_grade_id": (renamed, expect(affine_forward=0), set()),
         "fake_graded_cell": (insert_after(sol, "two_layer_loss", "pass", fake), FULL, set()),
         "reads_disk": (insert_after(sol, "setup", probe), FULL, set()),
         "vandal": (insert_after(sol, "setup", vandal), FULL, set()),
         "network": (insert_after(sol, "setup", network), FULL, set()),
         "patches_reporting": (insert_after(with_source(sol, "softmax_loss", WRONG_SOFTMAX), "setup", patch_reporting),
-                              expect(softmax_loss=0, two_layer_loss=0), set()),
+                              expect(softmax_loss=0), set()),
         "patches_assertions": (insert_after(with_source(sol, "softmax_loss", WRONG_SOFTMAX), "softmax_loss",
                                             patch_assertions),
-                               expect(softmax_loss=0, numerical_gradient=0, two_layer_loss=0), {"tampered"}),
+                               expect(softmax_loss=0), set()),  # the values are judged outside the kernel
         "forges_verdicts": (insert_after(rel, "setup", forge), ZERO, set()),
         "invalid_json": (b'{"cells": [', ZERO, {"malformed"}),
         "wrong_nbformat": (json.dumps({**json.loads(nbformat.writes(sol)), "nbformat": 99}).encode(), ZERO,
@@ -320,8 +321,9 @@ def corpus(course, port: int) -> dict[str, tuple]:
         NOT_UTF8: (sol, None, {"malformed"}),
         "script_output": (insert_after(sol, "plot", SCRIPT), FULL, set()),
         "leaks_hidden_tests": (insert_after(sol, "plot", LEAK), FULL, set()),
-        "deleted_locked": (deleted_setup, expect(softmax_loss=0, two_layer_loss=0), set()),
-        "duplicated_locked": (duplicated_setup, expect(softmax_loss=0, two_layer_loss=0), set()),
+        # the weakened copy imports from course_lib.feedforward, absent in the sandbox: reported
+        "deleted_locked": (deleted_setup, expect(softmax_loss=0), {"used the reference"}),
+        "duplicated_locked": (duplicated_setup, expect(softmax_loss=0), {"used the reference"}),
         "junk_markdown": (junk_markdown, FULL, set()),
         # written against the data-verdict design: the kernel can only hand back values
         "forges_records": (insert_after(rel, "setup", FORGE_RECORDS), ZERO, set()),
@@ -386,8 +388,8 @@ def graded(tmp_path_factory):
         problems: dict[str, list[tuple[str, str]]] = {}
         for row in csv.DictReader(f):
             problems.setdefault(row["student"], []).append((row["kind"], row["reason"]))
-    feedback = run(course, "nbgrader", "generate_feedback", ASSIGNMENT, "--student", "script_output",
-                   "--student", "leaks_hidden_tests", check=False)
+    feedback = [run(course, "nbgrader", "generate_feedback", ASSIGNMENT, "--student", student, check=False)
+                for student in ("script_output", "leaks_hidden_tests")]
     yield {"course": course, "db_url": db_url, "cases": cases, "scores": scores(db_url), "problems": problems,
            "victim_rows": victim_rows, "rows": gradebook_rows(db_url), "before": before,
            "after": tree_hashes(course, exclude=("gradebook.db", "reports", *(f"autograded/{s}" for s in cases))),
@@ -504,16 +506,19 @@ def test_odd_names_are_graded_and_escaped_in_every_report(graded):
 
 def feedback_html(graded, student) -> str:
     path = graded["course"] / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html"
-    assert path.exists(), graded["feedback"].stdout[-2000:] + graded["feedback"].stderr[-3000:]
+    assert path.exists(), "".join(f.stdout[-2000:] + f.stderr[-3000:] for f in graded["feedback"])
     return path.read_text()
 
 
 @pytest.mark.slow
 def test_feedback_shows_student_scripts_as_text(graded):
+    import re
+
     html = feedback_html(graded, "script_output")
-    for payload in ('<script>alert("printed")', '<script>alert("displayed")', 'alert("javascript")'):
-        assert payload not in html, payload
-    assert "&lt;script&gt;alert(" in html
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.S | re.I)
+    assert scripts and not any("alert(" in script for script in scripts)  # the page's own scripts only
+    assert "javascript" not in " ".join(re.findall(r"application/javascript[^<]*", html))
+    assert html.count("&lt;script&gt;alert(") >= 3  # printed, displayed: shown as text (and the source)
 
 
 @pytest.mark.slow

@@ -199,4 +199,6 @@ def test_restricted_course_lib_holds_only_what_is_allowed(tmp_path):
     uses = reference.forbidden_uses(["import course_lib.feedforward as f", "from course_lib import rnn, checks",
                                      "x = course_lib . lstm.lstm_forward"], ["course_lib.checks"])
     assert uses == ["course_lib.feedforward", "course_lib.lstm", "course_lib.rnn"]
+    copied = 'ref = reference("course_lib.feedforward")'
+    assert reference.forbidden_uses([copied + "\nx = 1"], ["course_lib.checks"], [copied]) == []
     assert os.access(Path(target), os.R_OK)

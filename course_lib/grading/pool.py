@@ -241,7 +241,8 @@ class Grader:
         expected = self.reference_records(name, key, slot)
         restricted = self.restricted_for(name)
         allowed = reference.sandbox_modules(nbformat.read(self.source_path(name), as_version=4))
-        used = reference.forbidden_uses([c["source"] for c in cells if c["kind"] == "student"], allowed)
+        used = reference.forbidden_uses([c["source"] for c in cells if c["kind"] == "student"], allowed,
+                                        [c["source"] for c in cells if c["kind"] != "student"])
         if used:
             outcome.problems.append(("used the reference", "the answers name " + ", ".join(used) +
                                      ", which the grader does not provide (answers must do their own work)"))

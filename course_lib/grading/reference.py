@@ -83,11 +83,15 @@ def restricted_course_lib(allowed: list[str], dest: str | os.PathLike) -> Path:
     return target
 
 
-def forbidden_uses(sources: list[str], allowed: list[str]) -> list[str]:
+def forbidden_uses(sources: list[str], allowed: list[str], given: list[str] = ()) -> list[str]:
     """course_lib modules (not in ``allowed``) that student code names: a static scan, for the report only.
 
     The sandbox does not depend on it (those modules are stubs there); it records the attempt as a problem.
+    Lines that stand verbatim in ``given`` (the instructor's cells, e.g. ``reference("course_lib.rnn")`` in a
+    setup cell a student copied) are not the student's own and are not counted.
     """
+    known = {line.strip() for text in given for line in (text or "").splitlines() if line.strip()}
+    sources = ["\n".join(line for line in (s or "").splitlines() if line.strip() not in known) for s in sources]
     allowed_tops = {m.split(".")[1] for m in allowed if "." in m} | {"checks"}
     real = {p.stem if p.suffix == ".py" else p.name for p in course_lib_dir().iterdir()}
     found = set()

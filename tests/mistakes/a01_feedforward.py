@@ -1,5 +1,61 @@
 """Plausible wrong answers to assignment 01_feedforward (the format is documented in tests/test_mistakes.py)."""
 
+_AFFINE_BACKWARD = '''
+def affine_backward(dout, cache):
+    x, {W} = cache
+    dx = dout @ W.T
+    dW = {dW}
+    db = {db}
+    return dx, dW, db
+'''
+_AB_OK = {"W": "W", "dW": "x.T @ dout", "db": "dout.sum(axis=0)"}
+
+_SOFTMAX = '''
+def softmax_loss(s, y):
+    N = s.shape[0]
+    shifted = {shifted}
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_probs[np.arange(N), y].{reduce}()
+    ds = np.exp(log_probs)
+    {minus_one}
+    return float(loss), ds{over_n}
+'''
+_SM_OK = {"shifted": "s - s.max(axis=1, keepdims=True)", "reduce": "mean", "minus_one": "ds[np.arange(N), y] -= 1",
+          "over_n": " / N"}
+
+_NUMGRAD = '''
+def numerical_gradient(f, x, dout=None, h=1e-5):
+    grad = np.zeros_like(x)
+    {xp} = {copy}
+    it = np.nditer({xp}, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = {xp}[i]
+        {xp}[i] = old + h
+        fp = np.array(f(), dtype=float)
+        {xp}[i] = {minus}
+        fm = np.array(f(), dtype=float)
+        {restore}
+        diff = {diff}
+        grad[i] = np.sum(diff) / {denominator}
+    return grad
+'''
+_NG_OK = {"xp": "xv", "copy": "x", "minus": "old - h", "restore": "xv[i] = old",
+          "diff": "fp - fm if dout is None else (fp - fm) * dout", "denominator": "(2 * h)"}
+
+_TWO_LAYER = '''
+def two_layer_loss(params, x, y):
+    a, cache1 = affine_forward(x, params["W1"], params["b1"])
+    h = np.tanh(a)
+    s, cache2 = affine_forward(h, params["W2"], params["b2"])
+    loss, ds = softmax_loss(s, y)
+    dh, dW2, db2 = affine_backward(ds, cache2)
+    dW2 = {dW2}
+    _, dW1, db1 = affine_backward(dh * (1 - {tanh_of}**2), cache1)
+    return loss, {{"{d}W1": dW1, "{d}b1": db1, "{d}W2": dW2, "{d}b2": db2}}
+'''
+_TL_OK = {"dW2": "dW2", "tanh_of": "h", "d": ""}
+
 MISTAKES = [
     {
         "name": "affine_forward_no_bias",
@@ -56,14 +112,7 @@ def affine_forward(x, W, b):
     {
         "name": "affine_backward_db_mean",
         "cell": "affine_backward",
-        "source": '''
-def affine_backward(dout, cache):
-    x, W = cache
-    dx = dout @ W.T
-    dW = x.T @ dout
-    db = dout.mean(axis=0)
-    return dx, dW, db
-''',
+        "source": _AFFINE_BACKWARD.format(**dict(_AB_OK, db="dout.mean(axis=0)")),
         "caught_by": "test_affine_backward",
         "visible": True,
         "message": "did you average instead of sum over the batch?",
@@ -71,14 +120,7 @@ def affine_backward(dout, cache):
     {
         "name": "affine_backward_dW_transposed",
         "cell": "affine_backward",
-        "source": '''
-def affine_backward(dout, cache):
-    x, W = cache
-    dx = dout @ W.T
-    dW = dout.T @ x
-    db = dout.sum(axis=0)
-    return dx, dW, db
-''',
+        "source": _AFFINE_BACKWARD.format(**dict(_AB_OK, dW="dout.T @ x")),
         "caught_by": "test_affine_backward",
         "visible": True,
         "message": "transposed?",
@@ -86,14 +128,7 @@ def affine_backward(dout, cache):
     {
         "name": "affine_backward_db_wrong_axis",
         "cell": "affine_backward",
-        "source": '''
-def affine_backward(dout, cache):
-    x, W = cache
-    dx = dout @ W.T
-    dW = x.T @ dout
-    db = dout.sum(axis=1)
-    return dx, dW, db
-''',
+        "source": _AFFINE_BACKWARD.format(**dict(_AB_OK, db="dout.sum(axis=1)")),
         "caught_by": "test_affine_backward",
         "visible": True,
         "message": "db has shape (4,) where (5,) is expected",
@@ -102,14 +137,7 @@ def affine_backward(dout, cache):
         # W read from the notebook's globals: right in the visible test, where the global W is the test's W
         "name": "affine_backward_global_W",
         "cell": "affine_backward",
-        "source": '''
-def affine_backward(dout, cache):
-    x, _ = cache
-    dx = dout @ W.T
-    dW = x.T @ dout
-    db = dout.sum(axis=0)
-    return dx, dW, db
-''',
+        "source": _AFFINE_BACKWARD.format(**dict(_AB_OK, W="_")),
         "caught_by": "test_affine_backward",
         "visible": False,
         "message": "with x and W taken from the cache",
@@ -133,16 +161,7 @@ def softmax_loss(s, y):
     {
         "name": "softmax_global_max_shift",
         "cell": "softmax_loss",
-        "source": '''
-def softmax_loss(s, y):
-    N = s.shape[0]
-    shifted = s - s.max()
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = -log_probs[np.arange(N), y].mean()
-    ds = np.exp(log_probs)
-    ds[np.arange(N), y] -= 1
-    return float(loss), ds / N
-''',
+        "source": _SOFTMAX.format(**dict(_SM_OK, shifted="s - s.max()")),
         "caught_by": "test_softmax_loss",
         "visible": True,
         "message": "is each row shifted by its own maximum?",
@@ -150,16 +169,7 @@ def softmax_loss(s, y):
     {
         "name": "softmax_sum_not_mean",
         "cell": "softmax_loss",
-        "source": '''
-def softmax_loss(s, y):
-    N = s.shape[0]
-    shifted = s - s.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = -log_probs[np.arange(N), y].sum()
-    ds = np.exp(log_probs)
-    ds[np.arange(N), y] -= 1
-    return float(loss), ds
-''',
+        "source": _SOFTMAX.format(**dict(_SM_OK, reduce="sum", over_n="")),
         "caught_by": "test_softmax_loss",
         "visible": True,
         "message": "average over the batch, do not sum",
@@ -167,16 +177,7 @@ def softmax_loss(s, y):
     {
         "name": "softmax_ds_not_over_N",
         "cell": "softmax_loss",
-        "source": '''
-def softmax_loss(s, y):
-    N = s.shape[0]
-    shifted = s - s.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = -log_probs[np.arange(N), y].mean()
-    ds = np.exp(log_probs)
-    ds[np.arange(N), y] -= 1
-    return float(loss), ds
-''',
+        "source": _SOFTMAX.format(**dict(_SM_OK, over_n="")),
         "caught_by": "test_softmax_loss",
         "visible": True,
         "message": "ds is N times too large",
@@ -184,14 +185,7 @@ def softmax_loss(s, y):
     {
         "name": "softmax_ds_no_minus_one",
         "cell": "softmax_loss",
-        "source": '''
-def softmax_loss(s, y):
-    N = s.shape[0]
-    shifted = s - s.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = -log_probs[np.arange(N), y].mean()
-    return float(loss), np.exp(log_probs) / N
-''',
+        "source": _SOFTMAX.format(**dict(_SM_OK, minus_one="pass")),
         "caught_by": "test_softmax_loss",
         "visible": True,
         "message": "subtract 1 at each row's true class",
@@ -199,21 +193,7 @@ def softmax_loss(s, y):
     {
         "name": "numgrad_ignores_dout",
         "cell": "numerical_gradient",
-        "source": '''
-def numerical_gradient(f, x, dout=None, h=1e-5):
-    grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        fp = f()
-        x[i] = old - h
-        fm = f()
-        x[i] = old
-        grad[i] = np.sum(fp - fm) / (2 * h)
-    return grad
-''',
+        "source": _NUMGRAD.format(**dict(_NG_OK, diff="fp - fm")),
         "caught_by": "test_numerical_gradient",
         "visible": True,
         "message": "dout is ignored",
@@ -243,22 +223,7 @@ def numerical_gradient(f, x, dout=None, h=1e-5):
     {
         "name": "numgrad_divides_by_h",
         "cell": "numerical_gradient",
-        "source": '''
-def numerical_gradient(f, x, dout=None, h=1e-5):
-    grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        fp = np.array(f(), dtype=float)
-        x[i] = old - h
-        fm = np.array(f(), dtype=float)
-        x[i] = old
-        diff = fp - fm if dout is None else (fp - fm) * dout
-        grad[i] = np.sum(diff) / h
-    return grad
-''',
+        "source": _NUMGRAD.format(**dict(_NG_OK, denominator="h")),
         "caught_by": "test_numerical_gradient",
         "visible": True,
         "message": "divides by 2h",
@@ -266,20 +231,7 @@ def numerical_gradient(f, x, dout=None, h=1e-5):
     {
         "name": "numgrad_not_restored",
         "cell": "numerical_gradient",
-        "source": '''
-def numerical_gradient(f, x, dout=None, h=1e-5):
-    grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        x[i] += h
-        fp = np.array(f(), dtype=float)
-        x[i] -= 2 * h
-        fm = np.array(f(), dtype=float)
-        diff = fp - fm if dout is None else (fp - fm) * dout
-        grad[i] = np.sum(diff) / (2 * h)
-    return grad
-''',
+        "source": _NUMGRAD.format(**dict(_NG_OK, minus="xv[i] - 2 * h", restore="pass")),
         "caught_by": "test_numerical_gradient",
         "visible": True,
         "message": "x is changed by the call",
@@ -287,23 +239,7 @@ def numerical_gradient(f, x, dout=None, h=1e-5):
     {
         "name": "numgrad_perturbs_a_copy",
         "cell": "numerical_gradient",
-        "source": '''
-def numerical_gradient(f, x, dout=None, h=1e-5):
-    grad = np.zeros_like(x)
-    xc = x.copy()
-    it = np.nditer(xc, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = xc[i]
-        xc[i] = old + h
-        fp = np.array(f(), dtype=float)
-        xc[i] = old - h
-        fm = np.array(f(), dtype=float)
-        xc[i] = old
-        diff = fp - fm if dout is None else (fp - fm) * dout
-        grad[i] = np.sum(diff) / (2 * h)
-    return grad
-''',
+        "source": _NUMGRAD.format(**dict(_NG_OK, copy="x.copy()")),
         "caught_by": "test_numerical_gradient",
         "visible": True,
         "message": "perturb x itself",
@@ -335,17 +271,7 @@ def numerical_gradient(f, x, dout=None, h=1e-5):
     {
         "name": "two_layer_tanh_derivative_at_input",
         "cell": "two_layer_loss",
-        "source": '''
-def two_layer_loss(params, x, y):
-    a, cache1 = affine_forward(x, params["W1"], params["b1"])
-    h = np.tanh(a)
-    s, cache2 = affine_forward(h, params["W2"], params["b2"])
-    loss, ds = softmax_loss(s, y)
-    dh, dW2, db2 = affine_backward(ds, cache2)
-    da = dh * (1 - a**2)
-    _, dW1, db1 = affine_backward(da, cache1)
-    return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
-''',
+        "source": _TWO_LAYER.format(**dict(_TL_OK, tanh_of="a")),
         "caught_by": "test_two_layer_loss",
         "visible": True,
         "message": "dL/dW1 (through the tanh",
@@ -353,16 +279,7 @@ def two_layer_loss(params, x, y):
     {
         "name": "two_layer_keys_with_d",
         "cell": "two_layer_loss",
-        "source": '''
-def two_layer_loss(params, x, y):
-    a, cache1 = affine_forward(x, params["W1"], params["b1"])
-    h = np.tanh(a)
-    s, cache2 = affine_forward(h, params["W2"], params["b2"])
-    loss, ds = softmax_loss(s, y)
-    dh, dW2, db2 = affine_backward(ds, cache2)
-    _, dW1, db1 = affine_backward(dh * (1 - h**2), cache1)
-    return loss, {"dW1": dW1, "db1": db1, "dW2": dW2, "db2": db2}
-''',
+        "source": _TWO_LAYER.format(**dict(_TL_OK, d="d")),
         "caught_by": "test_two_layer_loss",
         "visible": True,
         "message": "without a d in front",
@@ -370,17 +287,7 @@ def two_layer_loss(params, x, y):
     {
         "name": "two_layer_dW2_from_preactivation",
         "cell": "two_layer_loss",
-        "source": '''
-def two_layer_loss(params, x, y):
-    a, cache1 = affine_forward(x, params["W1"], params["b1"])
-    h = np.tanh(a)
-    s, cache2 = affine_forward(h, params["W2"], params["b2"])
-    loss, ds = softmax_loss(s, y)
-    dh, _, db2 = affine_backward(ds, cache2)
-    dW2 = a.T @ ds
-    _, dW1, db1 = affine_backward(dh * (1 - h**2), cache1)
-    return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
-''',
+        "source": _TWO_LAYER.format(**dict(_TL_OK, dW2="a.T @ ds")),
         "caught_by": "test_two_layer_loss",
         "visible": True,
         "message": "dL/dW2 (from the output layer)",

@@ -36,6 +36,23 @@ def generate(params, prefix, length, temperature, rng, num_samples=1):
 _GEN_OK = {"prefix": "prefix", "scores": 'h @ params["W_out"] + params["b_out"]', "temperature": "temperature",
            "fed": "ids[:, i]", "result": "ids"}
 
+_BPTT = '''
+def rnn_backward(dh, cache):
+    N, T, H = dh.shape
+    D = cache[0][0].shape[1]
+    dx = np.zeros((N, T, D))
+    dWx, dWh, db = np.zeros((D, H)), np.zeros((H, H)), np.zeros(H)
+    dh_next = {start}
+    for t in range(T - 1, -1, -1):
+        dx[:, t], dh_next, dWx_t, dWh_t, db_t = rnn_step_backward({upstream}, cache[t])
+        dWx {acc} dWx_t
+        dWh {acc} dWh_t
+        db {acc} db_t
+    return dx, {dh0}, dWx, dWh, db
+'''
+
+_BPTT_OK = {"start": "np.zeros((N, H))", "upstream": "dh[:, t] + dh_next", "acc": "+=", "dh0": "dh_next"}
+
 MISTAKES = [
     {
         "name": "step_forward_no_bias",
@@ -195,20 +212,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     {
         "name": "backward_last_dh_only",
         "cell": "rnn_backward",
-        "source": '''
-def rnn_backward(dh, cache):
-    N, T, H = dh.shape
-    D = cache[0][0].shape[1]
-    dx = np.zeros((N, T, D))
-    dWx, dWh, db = np.zeros((D, H)), np.zeros((H, H)), np.zeros(H)
-    dh_next = dh[:, -1]
-    for t in range(T - 1, -1, -1):
-        dx[:, t], dh_next, dWx_t, dWh_t, db_t = rnn_step_backward(dh_next, cache[t])
-        dWx += dWx_t
-        dWh += dWh_t
-        db += db_t
-    return dx, dh_next, dWx, dWh, db
-''',
+        "source": _BPTT.format(**dict(_BPTT_OK, start="dh[:, -1]", upstream="dh_next")),
         "caught_by": "test_rnn_backward",
         "visible": True,
         "message": "only the last step's dh is used",
@@ -216,19 +220,7 @@ def rnn_backward(dh, cache):
     {
         "name": "backward_no_recurrence",
         "cell": "rnn_backward",
-        "source": '''
-def rnn_backward(dh, cache):
-    N, T, H = dh.shape
-    D = cache[0][0].shape[1]
-    dx = np.zeros((N, T, D))
-    dWx, dWh, db = np.zeros((D, H)), np.zeros((H, H)), np.zeros(H)
-    for t in range(T - 1, -1, -1):
-        dx[:, t], dh0, dWx_t, dWh_t, db_t = rnn_step_backward(dh[:, t], cache[t])
-        dWx += dWx_t
-        dWh += dWh_t
-        db += db_t
-    return dx, dh0, dWx, dWh, db
-''',
+        "source": _BPTT.format(**dict(_BPTT_OK, upstream="dh[:, t]")),
         "caught_by": "test_rnn_backward",
         "visible": True,
         "message": "no gradient flows back through h_prev",
@@ -236,16 +228,7 @@ def rnn_backward(dh, cache):
     {
         "name": "backward_weights_of_one_step",
         "cell": "rnn_backward",
-        "source": '''
-def rnn_backward(dh, cache):
-    N, T, H = dh.shape
-    D = cache[0][0].shape[1]
-    dx = np.zeros((N, T, D))
-    dh_next = np.zeros((N, H))
-    for t in range(T - 1, -1, -1):
-        dx[:, t], dh_next, dWx, dWh, db = rnn_step_backward(dh[:, t] + dh_next, cache[t])
-    return dx, dh_next, dWx, dWh, db
-''',
+        "source": _BPTT.format(**dict(_BPTT_OK, acc="=")),
         "caught_by": "test_rnn_backward",
         "visible": True,
         "message": "dWx is the first step's alone",
@@ -253,20 +236,7 @@ def rnn_backward(dh, cache):
     {
         "name": "backward_dh0_zero",
         "cell": "rnn_backward",
-        "source": '''
-def rnn_backward(dh, cache):
-    N, T, H = dh.shape
-    D = cache[0][0].shape[1]
-    dx = np.zeros((N, T, D))
-    dWx, dWh, db = np.zeros((D, H)), np.zeros((H, H)), np.zeros(H)
-    dh_next = np.zeros((N, H))
-    for t in range(T - 1, -1, -1):
-        dx[:, t], dh_next, dWx_t, dWh_t, db_t = rnn_step_backward(dh[:, t] + dh_next, cache[t])
-        dWx += dWx_t
-        dWh += dWh_t
-        db += db_t
-    return dx, np.zeros((N, H)), dWx, dWh, db
-''',
+        "source": _BPTT.format(**dict(_BPTT_OK, dh0="np.zeros((N, H))")),
         "caught_by": "test_rnn_backward",
         "visible": True,
         "message": "dh0 is all zeros",
@@ -368,5 +338,34 @@ def sample_from_scores(scores, temperature, rng):
         "caught_by": "test_generate",
         "visible": True,
         "message": "has shape (3, 11) where (3, 7) is expected",
+    },
+    {
+        "name": "generate_one_sample_at_a_time",
+        "cell": "generate",
+        "source": '''
+def generate(params, prefix, length, temperature, rng, num_samples=1):
+    V, H = params["Wx"].shape
+    ids = np.zeros((num_samples, length), dtype=np.int64)
+    for n in range(num_samples):
+        h = np.zeros((1, H))
+        for c in prefix:
+            h, _ = rnn_step_forward(np.eye(V)[[c]], h, params["Wx"], params["Wh"], params["b"])
+        for i in range(length):
+            ids[n, i] = sample_from_scores(h @ params["W_out"] + params["b_out"], temperature, rng)[0]
+            h, _ = rnn_step_forward(np.eye(V)[[ids[n, i]]], h, params["Wx"], params["Wh"], params["b"])
+    return ids
+''',
+        "caught_by": "test_generate",
+        "visible": True,
+        "message": "loop_over_examples has values outside",
+    },
+    {
+        "name": "sample_float_ids",
+        "cell": "sample_from_scores",
+        "source": _SAMPLE.format(z="scores / temperature", p="np.exp(z - z.max(axis=1, keepdims=True))").replace(
+            "return np.minimum(", "return 1.0 * np.minimum("),
+        "caught_by": "test_sample_from_scores",
+        "visible": True,
+        "message": "the ids are not integers",
     },
 ]
