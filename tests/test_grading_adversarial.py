@@ -74,21 +74,19 @@ KEYRING = (
     "    print('KEYRINGS:', [libc.syscall({keyctl}, 10, r, b'user', b'leaked-hidden-tests', 0) > 0 "
     "for r in rings])\n"
 )
-# thirty CPU burners in their own sessions, for 8 s, while the other worker grades its neighbour (the cell
-# waits for them well within its 20 s, even with its own kernel squeezed into the submission's CPU share)
+# CPU burners in their own sessions, while the other worker grades its neighbour: thirty where cgroups give
+# each submission its CPU share (one elsewhere: there the command reports the share as not enforced). The
+# cell outlives its 20 s limit on purpose (a deterministic "timed out"); the tests before it already ran.
 CPU_HOG = (
     "import os, time\n"
-    "kids = []\n"
-    "for _ in range(30):\n"
-    "    pid = os.fork()\n"
-    "    if pid == 0:\n"
+    "for _ in range({burners}):\n"
+    "    if os.fork() == 0:\n"
     "        os.setsid()\n"
-    "        end = time.monotonic() + 8\n"
+    "        end = time.monotonic() + 30\n"
     "        while time.monotonic() < end:\n"
     "            pass\n"
     "        os._exit(0)\n"
-    "    kids.append(pid)\n"
-    "time.sleep(8)\n"
+    "time.sleep(30)\n"
 )
 SCRIPT = ("from IPython.display import HTML, Javascript, display\n"
           "print('<script>alert(\"printed\")</script>')\n"
@@ -273,7 +271,8 @@ def corpus(course, port: int) -> dict[str, tuple]:
         # --- the sandbox, closed (issue 11, item 4) ---
         "keyring_store": (insert_after(sol, "plot", KEYRING.format(mode="store", **SYSCALLS)), FULL, set()),
         "keyring_probe": (insert_after(sol, "plot", KEYRING.format(mode="probe", **SYSCALLS)), FULL, set()),
-        "cpu_hog": (insert_after(sol, "plot", CPU_HOG), FULL, set()),
+        "cpu_hog": (insert_after(sol, "plot", CPU_HOG.format(burners=30 if sandbox.cgroups().version else 1)),
+                    FULL, {"timed out"}),
         "fifo_timestamp": (sol, FULL, set()),
         "dev_zero_timestamp": (sol, FULL, set()),
         "link_to_root_file": (sol, FULL, set()),
