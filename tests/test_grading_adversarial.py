@@ -334,7 +334,8 @@ def graded(tmp_path_factory):
         submit(course, student, content)
         plant(course, student, tmp_path_factory.mktemp("outside"))
     keys_before = key_users()
-    before = tree_hashes(course, exclude=("gradebook.db", "reports", *(f"autograded/{s}" for s in cases)))
+    generated = ("gradebook.db", "reports", "feedback", *(f"autograded/{s}" for s in cases))
+    before = tree_hashes(course, exclude=generated)
     result = run(course, "course_lib.grading", "autograde", ASSIGNMENT, "--workers", "2", "--quiet",
                  "--limits", LIMITS, *[f"--student={s}" for s in cases])  # =: a name may start with '-'
     listener.close()
@@ -346,7 +347,7 @@ def graded(tmp_path_factory):
                 for student in ("script_output", "leaks_hidden_tests")]
     yield {"course": course, "db_url": db_url, "cases": cases, "scores": scores(db_url), "problems": problems,
            "victim_rows": victim_rows, "rows": gradebook_rows(db_url), "before": before,
-           "after": tree_hashes(course, exclude=("gradebook.db", "reports", *(f"autograded/{s}" for s in cases))),
+           "after": tree_hashes(course, exclude=generated),
            "connections": listener.connections, "stdout": result.stdout, "stderr": result.stderr,
            "feedback": feedback,
            "keys_before": keys_before, "keys_after": key_users()}
