@@ -32,7 +32,7 @@ from course_lib.checks import grading_key
 
 from . import reference, sandbox, scoring
 from .limits import Limits
-from .prepare import Prepared, SourceInfo, copy_files, load_source_info, prepare
+from .prepare import MAX_FILE_BYTES, Prepared, SourceInfo, copy_files, load_source_info, prepare, read_regular
 from .verdict import Verdict, apply, decide
 
 
@@ -206,10 +206,14 @@ class Grader:
         copy_files(source, source, workdir, list(self.coursedir.ignore), [])
         if student is not None:
             submitted = self.coursedir.format_path(self.coursedir.submitted_directory, student, self.assignment)
-            for relative in self.keep:
-                if os.path.isfile(os.path.join(submitted, relative)):
-                    os.makedirs(os.path.dirname(os.path.join(workdir, relative)), exist_ok=True)
-                    shutil.copy(os.path.join(submitted, relative), os.path.join(workdir, relative))
+            for relative in self.keep:  # read like every submitted file: no links, no FIFOs, size caps
+                try:
+                    data = read_regular(os.path.join(submitted, relative), MAX_FILE_BYTES)
+                except (OSError, ValueError):
+                    continue
+                os.makedirs(os.path.dirname(os.path.join(workdir, relative)), exist_ok=True)
+                with open(os.path.join(workdir, relative), "wb") as f:
+                    f.write(data)
         sandbox.prepare_workdir(workdir, slot)
         return workdir
 
