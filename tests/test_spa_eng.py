@@ -23,8 +23,9 @@ from course_lib import spa_eng
 from course_lib.imdb import ENV_CACHE_DIR
 
 NAME = "spa-eng.zip"
-LINES = ["The cat sleeps.\tEl gato duerme.", "The cat sleeps.\tLa gata duerme.", "Good night.\tBuenas noches.", "Where is the bathroom?\t¿Dónde está el baño?",
-         "Help!\t¡Ayuda!", "I'm cold.\tTengo frío.", "Tom is here.\tTom está aquí."]
+LINES = ["The cat sleeps.\tEl gato duerme.", "The cat sleeps.\tLa gata duerme.", "Good night.\tBuenas noches.",
+         "Where is the bathroom?\t¿Dónde está el baño?", "Help!\t¡Ayuda!", "I'm cold.\tTengo frío.",
+         "Tom is here.\tTom está aquí."]
 TEXT = ("\n".join(LINES) + "\n").encode("utf-8")
 REAL_DATA = os.environ.get(spa_eng.ENV_DATA_DIR)  # CI points it at the real corpus
 
