@@ -61,10 +61,14 @@ def claims_made() -> list[str]:
 def glue(name: str, value: Any) -> None:
     """Make ``value`` available to the prose as ``{glue:text}`name``` (myst-nb), without displaying it.
 
+    A numpy scalar is glued as the Python number it holds: myst-nb formats ``{glue:text}`name:.2f``` from the
+    value's text, and numpy 2 writes ``np.float64(0.5)``, which no format spec reads (the build would warn).
     Returns nothing, so that a ``glue(...)`` on the last line of a cell shows nothing either.
     """
     from myst_nb import glue as _glue
 
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()  # numpy scalar or 0-d array -> float, int or bool
     _glue(name, value, display=False)
 
 

@@ -33,3 +33,17 @@ def test_markdown_table_rejects_ragged_rows():
 
     with pytest.raises(ValueError, match="2 cells"):
         markdown_table(["a", "b"], [[1]])
+
+
+def test_glue_hands_numpy_scalars_to_myst_nb_as_python_numbers(monkeypatch):
+    import myst_nb
+
+    from course_lib.claims import glue
+
+    seen = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: seen.update({name: (value, display)}))
+    assert glue("acc", np.float64(0.975)) is None
+    glue("n", np.int64(3))
+    glue("text", "kept")
+    assert seen == {"acc": (0.975, False), "n": (3, False), "text": ("kept", False)}
+    assert type(seen["acc"][0]) is float and format(seen["acc"][0], ".2f") == "0.97"
