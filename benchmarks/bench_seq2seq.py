@@ -12,7 +12,7 @@ the result file with the commit, date, machine, torch version and configuration 
 
     python benchmarks/bench_seq2seq.py download                 # fetch and verify the corpus into the cache
     python benchmarks/bench_seq2seq.py run --minutes 15 --out book/results/seq2seq/full.json
-    python benchmarks/bench_seq2seq.py run --minutes 2 --only attention --out /tmp/probe.json   # a probe
+    python benchmarks/bench_seq2seq.py run --minutes 2 --only attention --eval-split val   # a probe
     python benchmarks/bench_seq2seq.py run --resume ...         # continue runs stopped part-way
     python benchmarks/bench_seq2seq.py combine a.json b.json --out full.json   # runs made in two processes
 
@@ -102,16 +102,17 @@ def run_one(name: str, prep: spa_eng.Prepared, args, attention: bool) -> dict:
               "loss_curve": {"epoch": history["epoch"], "train_loss": history["train_loss"]},
               "val_loss": None if args.no_val_loss else seq2seq.evaluate_loss(model, prep.val),
               "loadavg_before": before, "loadavg_after_training": after_train, "test": []}
-    jobs = [(1, prep.test, "test")]
+    split = prep.val if args.eval_split == "val" else prep.test
+    jobs = [(1, split, args.eval_split)]
     if args.beam > 1:
         if args.beam_subset:  # beam search on evenly spaced test pairs only (and greedy beside it); the
             # file is sorted by length, so evenly spaced pairs span every length
-            idx = np.unique(np.linspace(0, len(prep.test) - 1, min(args.beam_subset, len(prep.test))).astype(int))
-            part = prep.test.subset(idx)
-            label = f"{len(part)} evenly spaced test pairs"
+            idx = np.unique(np.linspace(0, len(split) - 1, min(args.beam_subset, len(split))).astype(int))
+            part = split.subset(idx)
+            label = f"{len(part)} evenly spaced {args.eval_split} pairs"
             jobs += [(1, part, label), (args.beam, part, label)]
         else:
-            jobs.append((args.beam, prep.test, "test"))
+            jobs.append((args.beam, split, args.eval_split))
     for beam, data, label in jobs:
         result["test"].append(evaluate(model, data, prep.tgt_vocab, beam, args.alpha, label))
         line = result["test"][-1]
@@ -148,6 +149,9 @@ def main(argv=None) -> None:
     run.add_argument("--beam-subset", type=int, default=0,
                      help="run beam search on N evenly spaced test pairs only (greedy on them too)")
     run.add_argument("--no-val-loss", action="store_true")
+    run.add_argument("--eval-split", choices=["test", "val"], default="test",
+                     help="translate the validation split instead (probes and tuning: the test split is read "
+                          "once, for the final figure)")
     run.add_argument("--quiet", action="store_true")
     run.add_argument("--out", type=Path, help="write the results as JSON here")
     combine = sub.add_parser("combine", help="merge the result files of runs made separately")

@@ -71,17 +71,30 @@ def generate_student_notebooks() -> None:
     stamp.write_text(current)
 
 
-def build(strict: bool = True) -> int:
+# `jupyter-book build` has no option for Sphinx's parallel reading, which myst-nb and the theme support: the
+# chapters are read, and so executed, by `jobs` processes at once. This runs its command line with that setting.
+JUPYTER_BOOK = (
+    "import functools, sys; import jupyter_book.sphinx as s; from jupyter_book.cli.main import main; "
+    "s.build_sphinx = functools.partial(s.build_sphinx, jobs=int(sys.argv.pop(1))); main()"
+)
+
+
+def build(strict: bool = True, jobs: int = 2) -> int:
     BUILD.mkdir(exist_ok=True)
     generate_student_notebooks()
     stamp = BUILD / ".course_lib.sha256"
     current = tree_hash(ROOT / "course_lib", pattern="*.py")
     if not stamp.exists() or stamp.read_text() != current:
         shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
-    cmd = [str(BIN / "jupyter-book"), "build", str(ROOT), "--path-output", str(ROOT), "--all"]
+    jobs = max(1, min(jobs, os.cpu_count() or 1))
+    cmd = [str(BIN / "python"), "-c", JUPYTER_BOOK, str(jobs), "build", str(ROOT), "--path-output", str(ROOT), "--all"]
     if strict:
         cmd += ["-W", "--keep-going"]
-    result = subprocess.run(cmd, cwd=ROOT, env=tool_env())
+    env = tool_env()
+    if jobs > 1:  # each chapter's kernel gets its share of the cores (torch would otherwise start one thread per
+        # core in every kernel, and oversubscribed threads spin against each other)
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    result = subprocess.run(cmd, cwd=ROOT, env=env)
     if result.returncode == 0:
         stamp.write_text(current)
     return result.returncode
@@ -90,8 +103,10 @@ def build(strict: bool = True) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="chapters executed at once (default 2, at most the number of cores)")
     args = parser.parse_args(argv)
-    return build(strict=not args.no_strict)
+    return build(strict=not args.no_strict, jobs=args.jobs)
 
 
 if __name__ == "__main__":

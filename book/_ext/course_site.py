@@ -122,8 +122,34 @@ def _add_setup_cell(app, exception):
         nbformat.write(nb, path)
 
 
+# Extensions that Jupyter Book loads and that do not say whether Sphinx may read (and so execute) pages in
+# parallel; Sphinx then reads serially, and under -W its warning fails the build. Each is safe: the numbering
+# patch runs in the main process after reading, the MathJax one only sets a path, the LaTeX one acts on the
+# LaTeX builder only. tools/build_book.py reads with one process per core.
+PARALLEL_SAFE = ("sphinx_multitoc_numbering", "sphinx-mathjax-offline", "sphinx_jupyterbook_latex")
+
+
+def _declare_parallel_safe(app, config):
+    for name in PARALLEL_SAFE:
+        extension = app.extensions.get(name)
+        if extension is not None:
+            extension.parallel_read_safe = True
+            extension.parallel_write_safe = True
+
+
+def _read_order(app, env, docnames):
+    """Reorder the pages to read: Sphinx hands each reading process a contiguous slice of this list, and the
+    default (alphabetical) order put the two slowest chapters in the same slice."""
+    first = [name for name in app.config.course_read_order if name in docnames]
+    rest = [name for name in docnames if name not in first]
+    docnames[:] = first + rest
+
+
 def setup(app):
     app.add_config_value("course_site_published_branch", "gh-pages", "html")
+    app.add_config_value("course_read_order", [], "env")
+    app.connect("env-before-read-docs", _read_order)
+    app.connect("config-inited", _declare_parallel_safe)
     # early: Sphinx stops calling html-page-context handlers at the first one that returns a value
     app.connect("html-page-context", _dedupe_scripts, priority=100)
     # late: after sphinx-book-theme has built the launch buttons (default priority 500)
