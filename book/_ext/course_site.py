@@ -137,18 +137,8 @@ def _declare_parallel_safe(app, config):
             extension.parallel_write_safe = True
 
 
-def _read_order(app, env, docnames):
-    """Reorder the pages to read: Sphinx hands each reading process a contiguous slice of this list, and the
-    default (alphabetical) order put the two slowest chapters in the same slice."""
-    first = [name for name in app.config.course_read_order if name in docnames]
-    rest = [name for name in docnames if name not in first]
-    docnames[:] = first + rest
-
-
 def setup(app):
     app.add_config_value("course_site_published_branch", "gh-pages", "html")
-    app.add_config_value("course_read_order", [], "env")
-    app.connect("env-before-read-docs", _read_order)
     app.connect("config-inited", _declare_parallel_safe)
     # early: Sphinx stops calling html-page-context handlers at the first one that returns a value
     app.connect("html-page-context", _dedupe_scripts, priority=100)
