@@ -10,6 +10,8 @@ Run by ``make book`` and by the book test. Two steps:
    execution cache whenever course_lib's source changes. Sphinx, for its part, skips pages whose source did
    not change, which would keep those stale outputs and let a page that failed in one build pass silently in
    the next; so every page is re-read each time (``--all``), which costs seconds with a warm execution cache.
+   Pages are read, and so executed, by ``--jobs`` processes at once (default 2, at most one per core), each
+   kernel limited to its share of the cores' threads.
 """
 
 from __future__ import annotations
