@@ -13,14 +13,15 @@ seconds per submission of each, the speed-up, the machine's load, and the number
 ``--corpus`` grades the adversarial corpus of ``tests/test_grading_adversarial.py`` (every attack the tests
 know, each with the score it must get) in one run and prints the goals of the grading issue: forged passes
 (a question scored above what the submission earned), whole-run hangs or aborts (the run did not finish, or
-a submission has no gradebook row), and cross-submission channels (cases whose name starts with
-``channel_``: a later submission that reports what an earlier one left behind).
+a submission that should have one has no gradebook row), and cross-submission channels (cases whose name ends
+with ``_probe``: a later submission that reports what an earlier one left in the kernel's keyrings).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,20 +88,23 @@ def corpus_goals(workers: int) -> None:
     got = scores(f"sqlite:///{course / 'gradebook.db'}") if finished else {}
     forged = [f"{s}:{g}" for s, (_, want, _) in cases.items() for g, v in got.get(s, {}).items()
               if v > want.get(g, 0) + 1e-9]
-    missing = [s for s in cases if s not in got]
+    # a case whose expected score is None gets no gradebook row by design (e.g. a folder name that is not UTF-8:
+    # reported as malformed); any other case without a row is an abort
+    missing = [s for s, (_, want, _) in cases.items() if s not in got and want is not None]
+    probes = [s for s in cases if s.endswith("_probe")]  # look for what an earlier submission left behind
     channels = []
     if finished:
-        for student in (s for s in cases if s.startswith("channel_")):
+        for student in probes:
             text = (course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
-            if "CHANNEL OPEN" in text:
+            found = re.search(r"KEYRINGS: \[([^\]]*)\]", text)
+            if found is None or "True" in found.group(1):
                 channels.append(student)
     print(f"adversarial corpus: {len(cases)} submissions graded in {seconds:.1f} s with {workers} workers "
           f"(load average now {os.getloadavg()[0]:.1f})")
     print(f"forged passes: {len(forged)} {forged if forged else ''}")
     print(f"whole-run hangs or aborts: {0 if finished and not missing else 1} "
           f"{'' if finished else '(the run did not finish)'}{missing if missing else ''}")
-    print(f"cross-submission channels: {len(channels)} of "
-          f"{sum(s.startswith('channel_') for s in cases)} tried {channels if channels else ''}")
+    print(f"cross-submission channels: {len(channels)} of {len(probes)} tried {channels if channels else ''}")
     print(f"network connections that left the sandbox: {listener.connections}")
     shutil.rmtree(work, ignore_errors=True)
 
