@@ -92,19 +92,22 @@ def corpus_goals(workers: int) -> None:
     # reported as malformed); any other case without a row is an abort
     missing = [s for s, (_, want, _) in cases.items() if s not in got and want is not None]
     probes = [s for s in cases if s.endswith("_probe")]  # look for what an earlier submission left behind
-    channels = []
+    channels, unprobed = [], []
     if finished:
         for student in probes:
             text = (course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
             found = re.search(r"KEYRINGS: \[([^\]]*)\]", text)
-            if found is None or "True" in found.group(1):
+            if found is None:  # the probe did not run (e.g. no keyring syscalls known on this architecture)
+                unprobed.append(student)
+            elif "True" in found.group(1):
                 channels.append(student)
     print(f"adversarial corpus: {len(cases)} submissions graded in {seconds:.1f} s with {workers} workers "
           f"(load average now {os.getloadavg()[0]:.1f})")
     print(f"forged passes: {len(forged)} {forged if forged else ''}")
     print(f"whole-run hangs or aborts: {0 if finished and not missing else 1} "
           f"{'' if finished else '(the run did not finish)'}{missing if missing else ''}")
-    print(f"cross-submission channels: {len(channels)} of {len(probes)} tried {channels if channels else ''}")
+    print(f"cross-submission channels: {len(channels)} of {len(probes) - len(unprobed)} tried "
+          f"{channels if channels else ''}{f'(not probed: {unprobed})' if unprobed else ''}")
     print(f"network connections that left the sandbox: {listener.connections}")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -106,8 +106,8 @@ def run_one(name: str, prep: spa_eng.Prepared, args, attention: bool) -> dict:
     split = prep.val if args.eval_split == "val" else prep.test
     jobs = [(1, split, args.eval_split)]
     if args.beam > 1:
-        if args.beam_subset:  # beam search on evenly spaced test pairs only (and greedy beside it); the
-            # file is sorted by length, so evenly spaced pairs span every length
+        if args.beam_subset:  # beam search on evenly spaced pairs of the split only (and greedy beside
+            # it); the file is sorted by length, so evenly spaced pairs span every length
             idx = np.unique(np.linspace(0, len(split) - 1, min(args.beam_subset, len(split))).astype(int))
             part = split.subset(idx)
             label = f"{len(part)} evenly spaced {args.eval_split} pairs"
@@ -148,7 +148,7 @@ def main(argv=None) -> None:
     run.add_argument("--resume", action="store_true")
     run.add_argument("--eval-only", action="store_true", help="evaluate the checkpoints of an earlier run")
     run.add_argument("--beam-subset", type=int, default=0,
-                     help="run beam search on N evenly spaced test pairs only (greedy on them too)")
+                     help="run beam search on N evenly spaced pairs of the split only (greedy on them too)")
     run.add_argument("--no-val-loss", action="store_true")
     run.add_argument("--eval-split", choices=["test", "val"], default="test",
                      help="translate the validation split instead (probes and tuning: the test split is read "

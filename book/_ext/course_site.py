@@ -125,7 +125,7 @@ def _add_setup_cell(app, exception):
 # Extensions that Jupyter Book loads and that do not say whether Sphinx may read (and so execute) pages in
 # parallel; Sphinx then reads serially, and under -W its warning fails the build. Each is safe: the numbering
 # patch runs in the main process after reading, the MathJax one only sets a path, the LaTeX one acts on the
-# LaTeX builder only. tools/build_book.py reads with one process per core.
+# LaTeX builder only. tools/build_book.py reads with --jobs processes (default 2).
 PARALLEL_SAFE = ("sphinx_multitoc_numbering", "sphinx-mathjax-offline", "sphinx_jupyterbook_latex")
 
 
