@@ -170,14 +170,17 @@ class NBLogistic:
 def train_nbsvm(
     train_tokens: Sequence[Sequence[str]], train_labels: np.ndarray, test_tokens: Sequence[Sequence[str]] | None,
     test_labels: np.ndarray | None, weight_decays: Sequence[float] = (0.0, 1e-7, 1e-6, 1e-5), val_fraction: float = 0.1,
-    seed: int = 0, min_df: int = 2,
+    seed: int = 0, min_df: int = 2, keep_held_out: bool = False,
 ) -> dict:
     """Pick the L2 strength on a validation split of the training reviews, refit on all of them, test once.
 
     Returns:
         a results dictionary: ``val_accuracy`` per weight decay, the chosen one, ``train_seconds`` (features,
         ratios and fits included), ``features`` (F) and, with test data, ``test`` (accuracy, confusion, n) and
-        the test probabilities ``probs``; ``model``, the :class:`NBLogistic` fitted on all the training reviews.
+        the test probabilities ``probs``; ``model``, the :class:`NBLogistic` fitted on all the training reviews;
+        ``held_out``: the validation indices ``val_idx`` and the probabilities ``val_probs`` of the model fitted
+        without them (and, with ``keep_held_out``, its ``test_probs``), with ``seconds`` spent up to then: what
+        :func:`best_mixture` needs to combine this model with another fitted on the same reviews.
     """
     t0 = time.perf_counter()
     train_labels = np.asarray(train_labels)
@@ -191,19 +194,24 @@ def train_nbsvm(
         r = nb_ratios(x, fit_y)
         return feats, r, scale_columns(x, r), [scale_columns(feats.transform(o), r) for o in other]
 
-    _, _, x_fit, (x_val,) = featurize([train_tokens[i] for i in fit_idx], train_labels[fit_idx],
+    feats_fit, r_fit, x_fit, (x_val,) = featurize([train_tokens[i] for i in fit_idx], train_labels[fit_idx],
                                    [[train_tokens[i] for i in val_idx]])
-    val_accuracy = {}
+    val_accuracy, fitted = {}, {}
     for wd in weight_decays:
-        w, b = fit_logistic(x_fit, train_labels[fit_idx], weight_decay=wd, seed=seed)
-        val_accuracy[wd] = float(np.mean((predict_logistic(x_val, w, b) > 0.5) == train_labels[val_idx]))
+        fitted[wd] = fit_logistic(x_fit, train_labels[fit_idx], weight_decay=wd, seed=seed)
+        val_accuracy[wd] = float(np.mean((predict_logistic(x_val, *fitted[wd]) > 0.5) == train_labels[val_idx]))
     best_wd = max(weight_decays, key=lambda k: (val_accuracy[k], -k))
+    held_out = {"val_idx": val_idx, "val_probs": predict_logistic(x_val, *fitted[best_wd])}
+    if keep_held_out and test_tokens is not None:  # the model fitted without the validation reviews, on test
+        held_out["test_probs"] = predict_logistic(scale_columns(feats_fit.transform(test_tokens), r_fit),
+                                                  *fitted[best_wd])
+    held_out_seconds = time.perf_counter() - t0
     others = [test_tokens] if test_tokens is not None else []
     feats, r, x_train, x_others = featurize(train_tokens, train_labels, others)
     w, b = fit_logistic(x_train, train_labels, weight_decay=best_wd, seed=seed)
     results = {"name": "nbsvm", "val_accuracy": {str(k): v for k, v in val_accuracy.items()}, "weight_decay": best_wd,
                "features": len(feats), "train_seconds": time.perf_counter() - t0,
-               "model": NBLogistic(feats, r, w, b)}
+               "model": NBLogistic(feats, r, w, b), "held_out": {**held_out, "seconds": held_out_seconds}}
     if test_tokens is not None:
         probs = predict_logistic(x_others[0], w, b)
         pred = (probs > 0.5).astype(np.int64)
@@ -212,3 +220,15 @@ def train_nbsvm(
                            "confusion": [[int(np.sum((y == a) & (pred == c))) for c in (0, 1)] for a in (0, 1)]}
         results["probs"] = probs
     return results
+
+
+def best_mixture(val_a: np.ndarray, val_b: np.ndarray, y_val: np.ndarray, steps: int = 20) -> tuple[float, float]:
+    """The weight ``w`` in ``{0, 1/steps, ..., 1}`` whose mixture ``w * a + (1 - w) * b`` of two models'
+    validation probabilities ``(N,)`` is most accurate (ties: the ``w`` nearest 1/2); returns ``(w, accuracy)``."""
+    y_val = np.asarray(y_val)
+    if not (len(val_a) == len(val_b) == len(y_val)):
+        raise ValueError(f"{len(val_a)}, {len(val_b)} and {len(y_val)} validation probabilities and labels differ")
+    scored = [(float(np.mean(((w * val_a + (1 - w) * val_b) > 0.5) == y_val)), -abs(w - 0.5), w)
+              for w in np.linspace(0.0, 1.0, steps + 1)]
+    accuracy, _, w = max(scored)
+    return float(w), accuracy

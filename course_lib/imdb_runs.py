@@ -227,7 +227,7 @@ def best_ensemble(runs_dir: str | os.PathLike, names: list[str], budget_seconds:
 # as stale. This module (presets, orchestration, the command line) is left out: a run's full configuration is in
 # its record.
 CODE_MODULES = {"recurrent": ("imdb", "text", "models", "train"), "nbsvm": ("imdb", "text", "bow"),
-                "ensemble": ("imdb", "text", "models", "train")}
+                "ensemble": ("imdb", "text", "models", "train"), "hybrid": ("imdb", "text", "models", "train", "bow")}
 RECORDS_DIR = Path(__file__).resolve().parents[1] / "book" / "results" / "imdb"
 RECORD_VERSION = 1
 
@@ -281,15 +281,15 @@ def make_record(results: dict, kind: str, device: str = "cpu", loadavg: tuple | 
 
     Args:
         results: the run's results dictionary.
-        kind: ``"recurrent"``, ``"nbsvm"`` or ``"ensemble"``.
+        kind: ``"recurrent"``, ``"nbsvm"``, ``"ensemble"`` or ``"hybrid"``.
         device: where it trained (``"cpu"``, ``"cuda"``).
         loadavg: the 1-minute load average at the start and at the end of the run.
         origin: :func:`provenance` taken when the run started (default: taken now).
     """
     import torch
 
-    if kind not in ("recurrent", "nbsvm", "ensemble"):
-        raise ValueError(f"kind must be recurrent, nbsvm or ensemble, not {kind!r}")
+    if kind not in CODE_MODULES:
+        raise ValueError(f"kind must be one of {sorted(CODE_MODULES)}, not {kind!r}")
     if "test" not in results:
         raise ValueError(f"the run {results.get('name')!r} has no test result; a record needs one")
     record = {"record_version": RECORD_VERSION, "name": results.get("name", kind), "kind": kind,
@@ -305,9 +305,12 @@ def make_record(results: dict, kind: str, device: str = "cpu", loadavg: tuple | 
     elif kind == "nbsvm":
         record.update(val_accuracy=max(results["val_accuracy"].values()), features=results["features"],
                       weight_decay=results["weight_decay"], val_accuracy_by_weight_decay=results["val_accuracy"])
-    else:
+    elif kind == "ensemble":
         record.update(val_accuracy=results["val_accuracy"], members=results["members"], n_val=results["n_val"],
                       budget_seconds=results["budget_seconds"])
+    else:  # hybrid: a recurrent run and NBSVM, mixed with a weight chosen on validation
+        record.update(val_accuracy=results["val_accuracy"], members=results["members"], n_val=results["n_val"],
+                      weight=results["weight"])
     record["provenance"] = {**(origin or provenance(kind)), "torch": torch.__version__,
                             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                             "machine": _machine_record(device),

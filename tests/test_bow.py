@@ -71,3 +71,30 @@ def test_nbsvm_learns_the_fake_reviews(fake_reviews):
     np.testing.assert_allclose(res["model"].predict_proba([tokenize(t) for t in test.texts]), res["probs"])
     p = res["model"].predict_proba([["superb", "brilliant"], ["awful", "terrible"]])
     assert p[0] > 0.5 > p[1]
+
+
+def test_nbsvm_held_out_probabilities_come_from_the_model_fitted_without_the_validation_reviews(fake_reviews):
+    train, test = fake_reviews
+    tokens = [tokenize(t) for t in train.texts]
+    res = bow.train_nbsvm(tokens, train.labels, [tokenize(t) for t in test.texts], test.labels,
+                          weight_decays=(0.0,), keep_held_out=True)
+    held = res["held_out"]
+    perm = np.random.default_rng(0).permutation(len(tokens))
+    np.testing.assert_array_equal(held["val_idx"], np.sort(perm[:12]))  # 10% of 120, as the recurrent runs cut it
+    fit_idx = np.setdiff1d(np.arange(len(tokens)), held["val_idx"])
+    alone = bow.train_nbsvm([tokens[i] for i in fit_idx], train.labels[fit_idx], [tokens[i] for i in held["val_idx"]],
+                            train.labels[held["val_idx"]], weight_decays=(0.0,), val_fraction=0.1)
+    np.testing.assert_allclose(held["val_probs"], alone["probs"], atol=1e-6)  # the refit on the fit part alone
+    assert held["test_probs"].shape == (120,) and 0 < held["seconds"] <= res["train_seconds"]
+    assert "test_probs" not in bow.train_nbsvm(tokens, train.labels, None, None, weight_decays=(0.0,))["held_out"]
+
+
+def test_best_mixture_picks_the_weight_with_the_best_validation_accuracy():
+    y = np.array([1, 1, 0, 0])
+    a = np.array([0.9, 0.4, 0.1, 0.9])  # wrong on items 1 and 3
+    b = np.array([0.45, 0.9, 0.2, 0.3])  # wrong on item 0 only, by a little
+    w, acc = bow.best_mixture(a, b, y, steps=4)
+    assert acc == 1.0 and w == 0.25  # 0.25 * a + 0.75 * b is right everywhere; 0.5 is wrong on item 3
+    assert bow.best_mixture(a, a, y) == (0.5, 0.5)  # ties go to the weight nearest 1/2
+    with pytest.raises(ValueError, match="differ"):
+        bow.best_mixture(a, b[:3], y)

@@ -94,3 +94,12 @@ def test_the_committed_records_are_small_complete_and_checked_for_staleness():
         assert sum(map(sum, r["test"]["confusion"])) == 25_000
         assert {"commit", "code_hash", "torch", "date", "machine"} <= set(r["provenance"])
         assert r["stale"] == (r["provenance"]["code_hash"] != imdb_runs.code_hash(r["kind"]))
+
+
+def test_a_hybrid_record_holds_its_members_and_weight(tiny_run):
+    results, _ = tiny_run
+    hybrid = {"name": "hybrid", "members": ["tiny", "nbsvm"], "weight": 0.35, "val_accuracy": 0.9, "n_val": 15,
+              "train_seconds": 12.0, "test": results["test"]}
+    record = imdb_runs.make_record(hybrid, "hybrid")
+    assert record["members"] == ["tiny", "nbsvm"] and record["weight"] == 0.35 and record["n_val"] == 15
+    assert record["provenance"]["code_hash"] == imdb_runs.code_hash("hybrid") != imdb_runs.code_hash("recurrent")
