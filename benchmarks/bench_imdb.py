@@ -18,9 +18,12 @@ script prints the load average before and after each run.
     python benchmarks/bench_imdb.py --only bigru_800 --device cuda  # on a GPU (recorded in the record)
     python benchmarks/bench_imdb.py --batching           # padded vs packed vs bucketed LSTM batches
 
-Without ``--only``, it also averages the probabilities of groups of two or three recurrent runs and reports
-the group with the best validation accuracy among those trained in 15 minutes or less in all
-(``<runs-dir>/ensemble/results.json``).
+Without ``--only`` (or with ``--combine``), it also averages the probabilities of groups of two or three
+recurrent runs and reports the group with the best validation accuracy among those trained in 15 minutes or
+less in all (``<runs-dir>/ensemble/results.json``), and mixes the best recurrent run with the NBSVM baseline
+fitted on the same training part, the weight chosen on validation (``<runs-dir>/hybrid/results.json``; Mesnil
+et al. 2014 combine a recurrent model with NBSVM the same way). A run on another device than the CPU writes its
+record under its own name (``bigru_wide_cuda.json`` beside ``bigru_wide.json``).
 """
 
 from __future__ import annotations
