@@ -8,6 +8,7 @@ seconds per submission of each, the speed-up, the machine's load, and the number
 
     .venv/bin/python benchmarks/bench_grading.py            # 100 submissions (about an hour on 2 busy cores)
     .venv/bin/python benchmarks/bench_grading.py --n 10     # a quick run
+    .venv/bin/python benchmarks/bench_grading.py --workers 2,3  # each worker count against one serial run
     .venv/bin/python benchmarks/bench_grading.py --corpus   # the adversarial corpus: forged passes, hangs
 
 ``--corpus`` grades the adversarial corpus of ``tests/test_grading_adversarial.py`` (every attack the tests
@@ -115,42 +116,44 @@ def corpus_goals(workers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="submissions in the class (default 100)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="sandboxes (default: cores)")
+    parser.add_argument("--workers", default=str(os.cpu_count()),
+                        help="sandboxes (default: cores); a comma-separated list times each against one serial run")
     parser.add_argument("--keep", action="store_true", help="keep the two course directories")
     parser.add_argument("--corpus", action="store_true", help="grade the adversarial corpus instead")
     args = parser.parse_args()
+    counts = [int(w) for w in str(args.workers).split(",")]
     if args.corpus:
-        corpus_goals(args.workers)
+        corpus_goals(counts[0])
         return
 
     work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
-    serial, parallel = work / "serial", work / "parallel"
+    serial = work / "serial"
     make_course(serial)
     kinds = variants(serial)
     for i in range(args.n):
         submit(serial, f"student{i:04d}", kinds[i % len(kinds)])
-    shutil.copytree(serial, parallel)
+    copies = {w: work / f"parallel-{w}" for w in counts}
+    for copy in copies.values():
+        shutil.copytree(serial, copy)
     load_before = os.getloadavg()
 
     t_serial = timed([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force"], serial)
-    t_parallel = timed([sys.executable, "-m", "course_lib.grading", "autograde", ASSIGNMENT, "--quiet",
-                        "--workers", str(args.workers)], parallel)  # includes the reference run
+    t_parallel = {w: timed([sys.executable, "-m", "course_lib.grading", "autograde", ASSIGNMENT, "--quiet",
+                            "--workers", str(w)], copy) for w, copy in copies.items()}  # with the reference run
     load_after = os.getloadavg()
 
     reference = gradebook_rows(f"sqlite:///{serial / 'gradebook.db'}")
-    ours = gradebook_rows(f"sqlite:///{parallel / 'gradebook.db'}")
-    wrong = sum(reference[s].get(g) != ours.get(s, {}).get(g) for s in reference for g in reference[s])
-    wrong += len(set(ours) ^ set(reference))
-
     print(f"class: {args.n} submissions of {ASSIGNMENT} ({len(kinds)} variants: correct, 3 partial, unanswered)")
     print(f"machine: {os.cpu_count()} cores; load average (1, 5, 15 min) before {load_before[0]:.1f}, "
           f"{load_before[1]:.1f}, {load_before[2]:.1f}; after {load_after[0]:.1f}, {load_after[1]:.1f}, "
           f"{load_after[2]:.1f}")
     print(f"nbgrader autograde (serial):             {t_serial:8.1f} s  {t_serial / args.n:6.2f} s/submission")
-    print(f"course_lib.grading ({args.workers} sandboxed workers): {t_parallel:8.1f} s  "
-          f"{t_parallel / args.n:6.2f} s/submission")
-    print(f"speed-up: {t_serial / t_parallel:.2f}x")
-    print(f"grades that differ from nbgrader's: {wrong}")
+    for w, seconds in t_parallel.items():
+        ours = gradebook_rows(f"sqlite:///{copies[w] / 'gradebook.db'}")
+        wrong = sum(reference[s].get(g) != ours.get(s, {}).get(g) for s in reference for g in reference[s])
+        wrong += len(set(ours) ^ set(reference))
+        print(f"course_lib.grading ({w} sandboxed workers): {seconds:8.1f} s  {seconds / args.n:6.2f} s/submission"
+              f"  speed-up {t_serial / seconds:.2f}x  grades that differ from nbgrader's: {wrong}")
     if args.keep:
         print(f"course directories kept in {work}")
     else:

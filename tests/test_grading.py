@@ -119,6 +119,25 @@ def test_feedback_drops_the_test_cells_own_frames():
     assert frames_of_cell(plain, 7) == ["----", "AssertionError: "]
 
 
+def test_runner_kernel_is_ipykernel_with_the_folder_on_its_path_and_the_checks_mime(tmp_path):
+    from course_lib import checks
+    from course_lib.grading import runner
+
+    assert runner.MIME == checks.MIME  # written out in the runner so that it does not import numpy
+    (tmp_path / "helper.py").write_text("VALUE = 41\n")
+    job = {"cells": [{"index": 1, "kind": "student", "source": "import os, sys, helper\n"
+                      "print(sys.path[0] == os.getcwd(), helper.VALUE + 1, type(get_ipython()).__name__)"},
+                     {"index": 2, "kind": "test", "source": "from IPython.display import publish_display_data\n"
+                      f"publish_display_data({{{checks.MIME!r}: {{'v': 1}}}})"}],
+           "env": {}, "kernel_name": "python3", "cell_timeout": 60, "startup_timeout": 120,
+           "output_limit": 100_000, "workdir": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-I", "-m", "course_lib.grading.runner"], input=json.dumps(job),
+                          capture_output=True, text=True, timeout=300)
+    cells = json.loads(done.stdout)["cells"]
+    assert cells["1"]["status"] == "ok" and cells["1"]["outputs"][0]["text"] == "True 42 ZMQInteractiveShell\n"
+    assert cells["2"]["records"] == [{"v": 1}] and cells["2"]["outputs"] == []
+
+
 def test_sandbox_command_isolates_the_submission(tmp_path):
     (tmp_path / "data.csv").write_text("1,2\n")
     cmd, env = sandbox.command(str(tmp_path), Limits(), slot=1)
