@@ -116,8 +116,9 @@ def corpus_goals(workers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="submissions in the class (default 100)")
-    parser.add_argument("--workers", default=str(os.cpu_count()),
-                        help="sandboxes (default: cores); a comma-separated list times each against one serial run")
+    parser.add_argument("--workers", default=str((os.cpu_count() or 1) + 1),
+                        help="sandboxes (default: the command's, cores + 1); a comma-separated list times each "
+                             "against one serial run")
     parser.add_argument("--keep", action="store_true", help="keep the two course directories")
     parser.add_argument("--corpus", action="store_true", help="grade the adversarial corpus instead")
     args = parser.parse_args()

@@ -3,7 +3,7 @@
 ``python -m course_lib.grading autograde ASSIGNMENT`` (in the nbgrader course directory) grades every
 submission into the standard nbgrader gradebook, like ``nbgrader autograde``, but
 
-* in parallel (``--workers``, default: one per core), with a progress bar;
+* in parallel (``--workers``, default: one more than the cores), with a progress bar;
 * each submission in a bubblewrap sandbox (:mod:`.sandbox`): no network, a user namespace of its own, a
   filesystem with only its working copy, size-bounded tmpfs, an unprivileged uid, CPU/wall/memory/process/
   output/file-size limits per process and, where the host allows cgroups, CPU/RAM/process limits per

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("autograde", help="grade every submission of an assignment")
     p.add_argument("assignment")
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    p.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: number of cores)")
+    p.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: cores + 1)")
     p.add_argument("--db-url", default=None, help="gradebook URL (default: the course's; e.g. postgresql://...)")
     p.add_argument("--limits", default=None, help="e.g. cell=120,wall=600,cpu=600,mem=4096,nproc=256,output=10")
     p.add_argument("--course", default=".", help="the nbgrader course directory (default: current directory)")
