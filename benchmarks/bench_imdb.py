@@ -103,6 +103,15 @@ def run_hybrid(runs: Path, name: str) -> dict:
                      "confusion": [[int(np.sum((y == a) & (pred == b))) for b in (0, 1)] for a in (0, 1)]}}
 
 
+def save_combined(results: dict, kind: str, runs: Path, args, tag: str) -> None:
+    """Write a combination's (``ensemble`` or ``hybrid``) results.json and, unless ``--no-records``, its record."""
+    (runs / kind).mkdir(exist_ok=True)
+    (runs / kind / "results.json").write_text(json.dumps(results, indent=1))
+    if not args.no_records:
+        record = imdb_runs.make_record({**results, "name": kind + tag}, kind, args.device)
+        print(f"record: {imdb_runs.write_record(record, args.records_dir)}")
+
+
 def batching(threads: int) -> None:
     """One LSTM batch (N=64, T=400, E=H=64) forward+backward: padded vs packed, and bucketing's padding saving."""
     from course_lib.models import ModelConfig, SentimentRNN
@@ -217,11 +226,7 @@ def main() -> None:
     members = [n for n in results if n in imdb_runs.PRESETS and not n.startswith("seed")]
     ensemble = imdb_runs.best_ensemble(runs, members, budget_seconds=15 * 60)
     if ensemble:
-        (runs / "ensemble").mkdir(exist_ok=True)
-        (runs / "ensemble" / "results.json").write_text(json.dumps(ensemble, indent=1))
-        if not args.no_records:
-            record = imdb_runs.make_record({**ensemble, "name": "ensemble" + tag}, "ensemble", args.device)
-            print(f"record: {imdb_runs.write_record(record, args.records_dir)}")
+        save_combined(ensemble, "ensemble", runs, args, tag)
         print(f"best ensemble within 15 min of training (chosen by validation accuracy {ensemble['val_accuracy']:.4f}):"
               f" mean of {', '.join(ensemble['members'])}: test {ensemble['test']['accuracy']:.4f} after "
               f"{ensemble['train_seconds'] / 60:.1f} min of training in all")
@@ -232,11 +237,7 @@ def main() -> None:
     # a recurrent language model with NBSVM): its own row, not an ensemble of recurrent models.
     if best_name and "nbsvm" in results and results[best_name]["data"]["train_limit"] is None:
         hybrid = run_hybrid(runs, best_name)
-        (runs / "hybrid").mkdir(exist_ok=True)
-        (runs / "hybrid" / "results.json").write_text(json.dumps(hybrid, indent=1))
-        if not args.no_records:
-            record = imdb_runs.make_record({**hybrid, "name": "hybrid" + tag}, "hybrid", args.device)
-            print(f"record: {imdb_runs.write_record(record, args.records_dir)}")
+        save_combined(hybrid, "hybrid", runs, args, tag)
         print(f"hybrid of {best_name} and NBSVM (weight {hybrid['weight']:.2f} on the recurrent model, chosen by "
               f"validation accuracy {hybrid['val_accuracy']:.4f}): test {hybrid['test']['accuracy']:.4f} after "
               f"{hybrid['train_seconds'] / 60:.1f} min of training in all")
