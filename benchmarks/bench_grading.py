@@ -21,6 +21,7 @@ with ``_probe``: a later submission that reports what an earlier one left in the
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -96,7 +97,9 @@ def corpus_goals(workers: int) -> None:
     channels, unprobed = [], []
     if finished:
         for student in probes:
-            text = (course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
+            nb = json.loads((course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+            # a cell's stream outputs joined: one print() can reach the notebook as two outputs
+            text = "\n".join("".join("".join(o.get("text", "")) for o in c.get("outputs", [])) for c in nb["cells"])
             found = re.search(r"KEYRINGS: \[([^\]]*)\]", text)
             if found is None:  # the probe did not run (e.g. no keyring syscalls known on this architecture)
                 unprobed.append(student)
