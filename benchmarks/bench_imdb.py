@@ -95,12 +95,10 @@ def run_hybrid(runs: Path, name: str) -> dict:
         raise ValueError(f"{name}'s validation labels differ from the NBSVM run's")
     weight, val_accuracy = bow.best_mixture(rnn_val, nb["val_probs"], y_val)
     test = np.load(runs / name / "test_predictions.npz")
-    y = test["labels"]
-    pred = ((weight * test["probs"] + (1 - weight) * nb["test_probs"]) > 0.5).astype(np.int64)
     return {"name": "hybrid", "members": [name, "nbsvm"], "weight": weight, "val_accuracy": val_accuracy,
             "n_val": len(y_val), "train_seconds": res["train_seconds"] + float(nb["seconds"]),
-            "test": {"accuracy": float(np.mean(pred == y)), "n": len(y),
-                     "confusion": [[int(np.sum((y == a) & (pred == b))) for b in (0, 1)] for a in (0, 1)]}}
+            "test": imdb_runs.score_predictions(weight * test["probs"] + (1 - weight) * nb["test_probs"],
+                                                test["labels"])}
 
 
 def save_combined(results: dict, kind: str, runs: Path, args, tag: str) -> None:

@@ -157,10 +157,8 @@ def train_run(
     if test:
         t0 = time.perf_counter()
         ev = evaluate(model, data.test, tcfg.batch_size * 2, tcfg.max_len, tcfg.keep, device, progress)
-        pred = (ev["probs"] > 0.5).astype(np.int64)
         y = data.test.labels
-        results["test"] = {"loss": ev["loss"], "accuracy": ev["accuracy"], "n": len(y),
-                           "confusion": [[int(np.sum((y == a) & (pred == b))) for b in (0, 1)] for a in (0, 1)],
+        results["test"] = {"loss": ev["loss"], **score_predictions(ev["probs"], y),
                            "seconds": time.perf_counter() - t0}
         _atomic_write(run / "test_predictions.npz", lambda f: np.savez(f, probs=ev["probs"], labels=y))
     results["machine_end"] = _machine()
@@ -214,11 +212,17 @@ def best_ensemble(runs_dir: str | os.PathLike, names: list[str], budget_seconds:
     if best is None:
         return None
     tests = [np.load(runs_dir / n / "test_predictions.npz") for n in best["members"]]
-    y = tests[0]["labels"]
-    pred = (np.mean([t["probs"] for t in tests], axis=0) > 0.5).astype(np.int64)
-    best["test"] = {"accuracy": float(np.mean(pred == y)), "n": len(y),
-                    "confusion": [[int(np.sum((y == a) & (pred == b))) for b in (0, 1)] for a in (0, 1)]}
+    best["test"] = score_predictions(np.mean([t["probs"] for t in tests], axis=0), tests[0]["labels"])
     return best
+
+
+def score_predictions(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy, count and confusion matrix ``[[true neg, false pos], [false neg, true pos]]`` of positive-class
+    probabilities ``(N,)`` thresholded at 1/2, against 0/1 labels ``(N,)``."""
+    y = np.asarray(labels)
+    pred = (np.asarray(probs) > 0.5).astype(np.int64)
+    return {"accuracy": float(np.mean(pred == y)), "n": len(y),
+            "confusion": [[int(np.sum((y == a) & (pred == b))) for b in (0, 1)] for a in (0, 1)]}
 
 
 # ----------------------------------------------------------------------------------------------- result records

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,3 +104,8 @@ def test_a_hybrid_record_holds_its_members_and_weight(tiny_run):
     record = imdb_runs.make_record(hybrid, "hybrid")
     assert record["members"] == ["tiny", "nbsvm"] and record["weight"] == 0.35 and record["n_val"] == 15
     assert record["provenance"]["code_hash"] == imdb_runs.code_hash("hybrid") != imdb_runs.code_hash("recurrent")
+
+
+def test_score_predictions_counts_the_confusion_matrix():
+    res = imdb_runs.score_predictions(np.array([0.9, 0.2, 0.6, 0.4, 0.5]), np.array([1, 0, 0, 1, 0]))
+    assert res == {"accuracy": 0.6, "n": 5, "confusion": [[2, 1], [1, 1]]}  # 0.5 is negative
