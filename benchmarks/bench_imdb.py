@@ -106,7 +106,10 @@ def save_combined(results: dict, kind: str, runs: Path, args, tag: str) -> None:
     (runs / kind).mkdir(exist_ok=True)
     (runs / kind / "results.json").write_text(json.dumps(results, indent=1))
     if not args.no_records:
-        record = imdb_runs.make_record({**results, "name": kind + tag}, kind, args.device)
+        configs = [json.loads((runs / m / "results.json").read_text())["model_config"]
+                   for m in results["members"] if m != "nbsvm"]
+        origin = imdb_runs.provenance(kind, imdb_runs.run_modules(kind, configs))
+        record = imdb_runs.make_record({**results, "name": kind + tag}, kind, args.device, origin=origin)
         print(f"record: {imdb_runs.write_record(record, args.records_dir)}")
 
 
@@ -179,7 +182,8 @@ def main() -> None:
             print(f"--- training {name} ({args.threads} threads, load average {load()})", flush=True)
             start_load = load1()
             kind = "nbsvm" if name == "nbsvm" else "recurrent"
-            origin = imdb_runs.provenance(kind)
+            configs = [] if name == "nbsvm" else [imdb_runs.PRESETS[name]["model"]]
+            origin = imdb_runs.provenance(kind, imdb_runs.run_modules(kind, configs))
             if name == "nbsvm":
                 res = run_nbsvm(runs / name, not args.quiet)
             else:

@@ -57,7 +57,9 @@ from .text import Vocabulary
 # their results.json). "seed_*": the seed article's setup (10,000 words, embedding 32, one 32-unit recurrent
 # layer read to its last state, 10 epochs at batch size 128; reviews cut to their last 500 tokens).
 # "bilstm*", "bigru*": candidates for the course's best recurrent model on a 2-core CPU; the best is the one with the
-# highest validation accuracy (see best_recurrent), never the one with the best test accuracy.
+# highest validation accuracy (see best_recurrent), never the one with the best test accuracy. "bigru_bigram" is
+# bigru_wide with bigram inputs (course_lib.bigrams): every pair seen 10 times or more in the training part, each
+# dropped with probability 1/2 while training.
 PRESETS = {
     "seed_rnn": {"vocab_size": 10_000, "model": {"cell": "rnn", "embed_dim": 32, "hidden_size": 32},
                  "train": {"epochs": 10, "batch_size": 128, "lr": 1e-3, "max_len": 500}},
@@ -84,6 +86,12 @@ PRESETS = {
                              "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4},
                    "train": {"epochs": 6, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.6, "max_len": 800,
                              "max_seconds": 840}},
+    "bigru_bigram": {"vocab_size": 30_000,
+                     "model": {"cell": "gru", "embed_dim": 96, "hidden_size": 80, "bidirectional": True,
+                               "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4, "bigram_dim": 96,
+                               "max_bigrams": 1_000_000, "bigram_min_count": 10, "bigram_dropout": 0.5},
+                     "train": {"epochs": 5, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.6, "max_len": 800,
+                               "max_seconds": 840}},
 }
 
 
@@ -132,7 +140,8 @@ def train_run(
     """
     import torch
 
-    from .models import ModelConfig, SentimentRNN, count_parameters
+    from .bigrams import build_model, count_bigrams
+    from .models import count_parameters
     from .train import TrainConfig, default_device, evaluate, fit, set_seed
 
     run = (Path(runs_dir).expanduser() if runs_dir else cache_dir(cache) / "runs") / name
@@ -141,9 +150,17 @@ def train_run(
     load_seconds = time.perf_counter() - t_load
     tcfg = TrainConfig.from_dict(train_config)
     fit_set, val_set = fit_val_split(data.train, train_limit, val_fraction, tcfg.seed)
-    mcfg = ModelConfig(**{**model_config, "vocab_size": len(data.vocab)})
+    model_config = {**model_config, "vocab_size": len(data.vocab)}
+    keys = None
+    if "bigram_dim" in model_config:  # bigram inputs: the bigrams kept come from the training part only
+        keys = count_bigrams(fit_set.seqs, len(data.vocab), model_config.get("max_bigrams", 200_000),
+                             model_config.get("bigram_min_count", 3))
+        model_config["bigrams"] = len(keys)
     set_seed(tcfg.seed)
-    model = SentimentRNN(mcfg)
+    model = build_model(model_config)
+    if keys is not None:
+        model.set_keys(keys)
+    mcfg = model.config
     device = torch.device(device) if device else default_device()
     extra = {"vocab": data.vocab.to_dict(), "model_config": mcfg.to_dict(), "data": {
         "vocab_size": vocab_size, "min_freq": min_freq, "val_fraction": val_fraction, "train_limit": train_limit}}
@@ -229,38 +246,49 @@ def score_predictions(probs: np.ndarray, labels: np.ndarray) -> dict:
 # The modules whose code decides what a run of each kind computes (data, tokenizer, model and training loop, or
 # the baseline). A record whose code hash differs from the current one was produced by other code and is shown
 # as stale. This module (presets, orchestration, the command line) is left out: a run's full configuration is in
-# its record.
+# its record. A run whose model (or one of whose members) has bigram inputs also depends on course_lib.bigrams;
+# its record lists the modules it was hashed over, so that adding such a model leaves the others fresh.
 CODE_MODULES = {"recurrent": ("imdb", "text", "models", "train"), "nbsvm": ("imdb", "text", "bow"),
                 "ensemble": ("imdb", "text", "models", "train"), "hybrid": ("imdb", "text", "models", "train", "bow")}
 RECORDS_DIR = Path(__file__).resolve().parents[1] / "book" / "results" / "imdb"
 RECORD_VERSION = 1
 
 
-def code_hash(kind: str = "recurrent", package_dir: str | os.PathLike | None = None) -> str:
-    """SHA-256 (first 16 hex digits) of the source of the modules behind runs of ``kind``
-    (:data:`CODE_MODULES`), line endings normalised."""
+def run_modules(kind: str, model_configs=()) -> tuple[str, ...]:
+    """The modules behind a run of ``kind`` whose model configurations (its own, or its members') are given."""
+    if kind not in CODE_MODULES:
+        raise ValueError(f"kind must be one of {sorted(CODE_MODULES)}, not {kind!r}")
+    bigrams = any("bigram_dim" in c for c in model_configs)
+    return CODE_MODULES[kind] + (("bigrams",) if bigrams else ())
+
+
+def code_hash(kind: str = "recurrent", package_dir: str | os.PathLike | None = None,
+              modules: tuple[str, ...] | None = None) -> str:
+    """SHA-256 (first 16 hex digits) of the source of ``modules`` (default: those behind runs of ``kind``,
+    :data:`CODE_MODULES`), line endings normalised."""
     if kind not in CODE_MODULES:
         raise ValueError(f"kind must be one of {sorted(CODE_MODULES)}, not {kind!r}")
     folder = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in CODE_MODULES[kind]:
+    for name in modules or CODE_MODULES[kind]:
         digest.update(f"{name}.py\0".encode())
         digest.update((folder / f"{name}.py").read_bytes().replace(b"\r\n", b"\n"))
     return digest.hexdigest()[:16]
 
 
-def provenance(kind: str = "recurrent") -> dict:
-    """What produced a run, taken when it starts: the git commit, whether the modules behind ``kind`` had
-    uncommitted changes (None for both outside a git checkout) and their :func:`code_hash`."""
-    return {**_commit(kind), "code_hash": code_hash(kind)}
+def provenance(kind: str = "recurrent", modules: tuple[str, ...] | None = None) -> dict:
+    """What produced a run, taken when it starts: the git commit, whether ``modules`` (default: those behind
+    ``kind``) had uncommitted changes (None for both outside a git checkout), their names and :func:`code_hash`."""
+    modules = tuple(modules or CODE_MODULES[kind])
+    return {**_commit(modules), "modules": list(modules), "code_hash": code_hash(kind, modules=modules)}
 
 
-def _commit(kind: str) -> dict:
+def _commit(modules: tuple[str, ...]) -> dict:
     root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
                              check=True).stdout.strip()
-        paths = [f"course_lib/{n}.py" for n in CODE_MODULES[kind]]
+        paths = [f"course_lib/{n}.py" for n in modules]
         dirty = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=root, capture_output=True,
                                text=True, timeout=10, check=True).stdout.strip() != ""
         return {"commit": sha, "dirty": dirty}
@@ -330,26 +358,27 @@ def write_record(record: dict, records_dir: str | os.PathLike = RECORDS_DIR) -> 
 
 
 def read_records(records_dir: str | os.PathLike = RECORDS_DIR) -> dict[str, dict]:
-    """The committed result records by name, each with ``stale`` added: True when :func:`code_hash` differs from
-    the one the run recorded (the code that produces results has changed since)."""
-    current = {kind: code_hash(kind) for kind in CODE_MODULES}
+    """The committed result records by name, each with ``stale`` added: True when :func:`code_hash` of the
+    modules the run was hashed over (its ``provenance["modules"]``, else those of its kind) differs from the one
+    it recorded: the code that produces its results has changed since."""
     records = {}
     for path in sorted(Path(records_dir).glob("*.json")):
         record = json.loads(path.read_text())
         if record.get("record_version") != RECORD_VERSION:
             raise ValueError(f"{path}: record version {record.get('record_version')}, expected {RECORD_VERSION}")
-        record["stale"] = record["provenance"]["code_hash"] != current[record["kind"]]
+        modules = tuple(record["provenance"].get("modules") or CODE_MODULES[record["kind"]])
+        record["stale"] = record["provenance"]["code_hash"] != code_hash(record["kind"], modules=modules)
         records[record["name"]] = record
     return records
 
 
 def load_run(run: str | os.PathLike, which: str = "best", device="cpu"):
     """Rebuild a trained model from a run folder: returns ``(model, vocab, train_config)`` ready for inference."""
-    from .models import ModelConfig, SentimentRNN
+    from .bigrams import build_model
     from .train import TrainConfig, load_checkpoint
 
     state = load_checkpoint(Path(run) / f"{which}.pt", map_location=device)
-    model = SentimentRNN(ModelConfig(**state["extra"]["model_config"]))
+    model = build_model(state["extra"]["model_config"])
     model.load_state_dict(state["model"])
     model.eval()
     return model, Vocabulary.from_dict(state["extra"]["vocab"]), TrainConfig.from_dict(state["train_config"])
@@ -387,6 +416,11 @@ def _parser() -> argparse.ArgumentParser:
         else:
             t.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
                            default=getattr(defaults, f.name))
+    t.add_argument("--bigram-dim", type=int, default=0,
+                   help="add bigram inputs of this width (course_lib.bigrams; default 0: none)")
+    t.add_argument("--max-bigrams", type=int, default=200_000, help="with --bigram-dim: bigrams kept at most")
+    t.add_argument("--bigram-min-count", type=int, default=3, help="with --bigram-dim: fewest occurrences kept")
+    t.add_argument("--bigram-dropout", type=float, default=0.0, help="with --bigram-dim: drop whole bigrams")
     tdefaults = TrainConfig()
     for f in fields(TrainConfig):
         kind = {"int | None": int, "float | None": float}.get(f.type, type(getattr(tdefaults, f.name)))
@@ -418,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.threads:
                 torch.set_num_threads(args.threads)
             mcfg = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if f.name != "vocab_size"}
+            if args.bigram_dim:
+                mcfg.update(bigram_dim=args.bigram_dim, max_bigrams=args.max_bigrams,
+                            bigram_min_count=args.bigram_min_count, bigram_dropout=args.bigram_dropout)
             tcfg = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
             res = train_run(args.name, mcfg, tcfg, args.vocab_size, args.min_freq, args.val_fraction,
                             args.train_limit, not args.no_test, args.data_dir, args.cache_dir, args.runs_dir,

@@ -46,6 +46,35 @@ def test_code_hash_follows_the_modules_behind_each_kind_of_run(tmp_path):
         imdb_runs.code_hash("transformer")
 
 
+def test_a_run_with_bigram_inputs_is_hashed_over_the_bigram_module_too(tiny_run, tmp_path):
+    results, _ = tiny_run
+    plain = {"cell": "gru"}
+    bigram = {"cell": "gru", "bigram_dim": 4}
+    assert imdb_runs.run_modules("recurrent", [plain]) == imdb_runs.CODE_MODULES["recurrent"]
+    assert imdb_runs.run_modules("hybrid", [plain, bigram]) == (*imdb_runs.CODE_MODULES["hybrid"], "bigrams")
+    package = tmp_path / "course_lib"
+    shutil.copytree(imdb_runs.Path(imdb_runs.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    modules = imdb_runs.run_modules("recurrent", [bigram])
+    before = imdb_runs.code_hash("recurrent", package, modules)
+    assert before != imdb_runs.code_hash("recurrent", package)
+    with open(package / "bigrams.py", "a") as f:
+        f.write("\n# a change\n")
+    assert imdb_runs.code_hash("recurrent", package, modules) != before  # the bigram run turns stale ...
+    assert imdb_runs.code_hash("recurrent", package) == imdb_runs.code_hash("recurrent")  # ... the others do not
+    # read_records hashes each record over the modules it lists
+    for name, mods in [("plain", None), ("bigram", modules)]:
+        origin = imdb_runs.provenance("recurrent", mods)
+        assert origin["modules"] == list(mods or imdb_runs.CODE_MODULES["recurrent"])
+        imdb_runs.write_record(imdb_runs.make_record({**results, "name": name}, "recurrent", origin=origin), tmp_path)
+    records = imdb_runs.read_records(tmp_path)
+    assert not records["plain"]["stale"] and not records["bigram"]["stale"]
+    record = json.loads((tmp_path / "bigram.json").read_text())
+    record["provenance"]["code_hash"] = "0" * 16  # as if the bigram module had changed since the run
+    (tmp_path / "bigram.json").write_text(json.dumps(record))
+    assert imdb_runs.read_records(tmp_path)["bigram"]["stale"] is True
+
+
 def test_a_record_holds_results_and_provenance_and_no_review_text(tiny_run):
     results, data = tiny_run
     origin = imdb_runs.provenance("recurrent")
@@ -94,7 +123,9 @@ def test_the_committed_records_are_small_complete_and_checked_for_staleness():
         assert 0.5 < r["test"]["accuracy"] < 1 and 0.5 < r["val_accuracy"] < 1
         assert sum(map(sum, r["test"]["confusion"])) == 25_000
         assert {"commit", "code_hash", "torch", "date", "machine"} <= set(r["provenance"])
-        assert r["stale"] == (r["provenance"]["code_hash"] != imdb_runs.code_hash(r["kind"]))
+        modules = tuple(r["provenance"].get("modules") or imdb_runs.CODE_MODULES[r["kind"]])
+        assert set(imdb_runs.CODE_MODULES[r["kind"]]) <= set(modules)
+        assert r["stale"] == (r["provenance"]["code_hash"] != imdb_runs.code_hash(r["kind"], modules=modules))
 
 
 def test_a_hybrid_record_holds_its_members_and_weight(tiny_run):
