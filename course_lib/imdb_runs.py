@@ -90,7 +90,7 @@ PRESETS = {
                      "model": {"cell": "gru", "embed_dim": 96, "hidden_size": 80, "bidirectional": True,
                                "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4, "bigram_dim": 96,
                                "max_bigrams": 1_000_000, "bigram_min_count": 10, "bigram_dropout": 0.5},
-                     "train": {"epochs": 5, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.6, "max_len": 800,
+                     "train": {"epochs": 6, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.6, "max_len": 800,
                                "max_seconds": 840}},
 }
 
