@@ -15,6 +15,10 @@
   script does the same, but only after the page has loaded), and the bibliography's entries use the role
   ``listitem`` inside sphinxcontrib-bibtex's ``role="list"`` (its ``doc-biblioentry`` is deprecated and not
   a list item).
+* Parallel reading: Sphinx cuts the sorted list of pages into one chunk per process, so the chapters that take
+  longest to execute could all land in one chunk and keep one core busy long after the other is idle.
+  ``course_site_read_costs`` (seconds per page, measured) lets the pages be reordered before reading so that
+  the chunks take about as long as each other.
 """
 
 from __future__ import annotations
@@ -137,8 +141,30 @@ def _declare_parallel_safe(app, config):
             extension.parallel_write_safe = True
 
 
+def balanced_order(docnames: list[str], costs: dict[str, float], nproc: int) -> list[str]:
+    """``docnames`` reordered so that Sphinx's chunks (``make_chunks``: consecutive runs of equal size) have
+    about equal total cost: the costliest page first into the chunk with the least cost and room left."""
+    from sphinx.util.parallel import make_chunks
+
+    sizes = [len(chunk) for chunk in make_chunks(list(docnames), nproc)]
+    chunks: list[list[str]] = [[] for _ in sizes]
+    totals = [0.0] * len(sizes)
+    for name in sorted(docnames, key=lambda d: (-costs.get(d, 0.0), d)):
+        i = min((i for i in range(len(sizes)) if len(chunks[i]) < sizes[i]), key=lambda i: (totals[i], i))
+        chunks[i].append(name)
+        totals[i] += costs.get(name, 0.0)
+    return [name for chunk in chunks for name in chunk]
+
+
+def _balance_reading(app, env, docnames):
+    if app.parallel > 1 and app.config.course_site_read_costs:
+        docnames[:] = balanced_order(docnames, app.config.course_site_read_costs, app.parallel)
+
+
 def setup(app):
     app.add_config_value("course_site_published_branch", "gh-pages", "html")
+    app.add_config_value("course_site_read_costs", {}, "env")
+    app.connect("env-before-read-docs", _balance_reading)
     app.connect("config-inited", _declare_parallel_safe)
     # early: Sphinx stops calling html-page-context handlers at the first one that returns a value
     app.connect("html-page-context", _dedupe_scripts, priority=100)
