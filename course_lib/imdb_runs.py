@@ -140,7 +140,7 @@ def train_run(
     """
     import torch
 
-    from .bigrams import build_model, count_bigrams
+    from .bigrams import BigramConfig, build_model, count_bigrams
     from .models import count_parameters
     from .train import TrainConfig, default_device, evaluate, fit, set_seed
 
@@ -152,9 +152,9 @@ def train_run(
     fit_set, val_set = fit_val_split(data.train, train_limit, val_fraction, tcfg.seed)
     model_config = {**model_config, "vocab_size": len(data.vocab)}
     keys = None
-    if "bigram_dim" in model_config:  # bigram inputs: the bigrams kept come from the training part only
-        keys = count_bigrams(fit_set.seqs, len(data.vocab), model_config.get("max_bigrams", 200_000),
-                             model_config.get("bigram_min_count", 3))
+    if _has_bigrams(model_config):  # bigram inputs: the bigrams kept come from the training part only
+        chosen = BigramConfig(**model_config)
+        keys = count_bigrams(fit_set.seqs, len(data.vocab), chosen.max_bigrams, chosen.bigram_min_count)
         model_config["bigrams"] = len(keys)
     set_seed(tcfg.seed)
     model = build_model(model_config)
@@ -258,8 +258,12 @@ def run_modules(kind: str, model_configs=()) -> tuple[str, ...]:
     """The modules behind a run of ``kind`` whose model configurations (its own, or its members') are given."""
     if kind not in CODE_MODULES:
         raise ValueError(f"kind must be one of {sorted(CODE_MODULES)}, not {kind!r}")
-    bigrams = any("bigram_dim" in c for c in model_configs)
-    return CODE_MODULES[kind] + (("bigrams",) if bigrams else ())
+    return CODE_MODULES[kind] + (("bigrams",) if any(_has_bigrams(c) for c in model_configs) else ())
+
+
+def _has_bigrams(model_config: dict) -> bool:
+    """Whether a run's model configuration has bigram inputs (as :func:`course_lib.bigrams.build_model` reads it)."""
+    return "bigram_dim" in model_config
 
 
 def code_hash(kind: str = "recurrent", package_dir: str | os.PathLike | None = None,
@@ -385,6 +389,7 @@ def load_run(run: str | os.PathLike, which: str = "best", device="cpu"):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .bigrams import BigramConfig
     from .models import ModelConfig
     from .train import TrainConfig
 
@@ -418,9 +423,12 @@ def _parser() -> argparse.ArgumentParser:
                            default=getattr(defaults, f.name))
     t.add_argument("--bigram-dim", type=int, default=0,
                    help="add bigram inputs of this width (course_lib.bigrams; default 0: none)")
-    t.add_argument("--max-bigrams", type=int, default=200_000, help="with --bigram-dim: bigrams kept at most")
-    t.add_argument("--bigram-min-count", type=int, default=3, help="with --bigram-dim: fewest occurrences kept")
-    t.add_argument("--bigram-dropout", type=float, default=0.0, help="with --bigram-dim: drop whole bigrams")
+    bigram = BigramConfig(vocab_size=0)
+    t.add_argument("--max-bigrams", type=int, default=bigram.max_bigrams, help="with --bigram-dim: bigrams kept")
+    t.add_argument("--bigram-min-count", type=int, default=bigram.bigram_min_count,
+                   help="with --bigram-dim: fewest occurrences in the training part for a bigram to be kept")
+    t.add_argument("--bigram-dropout", type=float, default=bigram.bigram_dropout,
+                   help="with --bigram-dim: probability of dropping a whole bigram while training")
     tdefaults = TrainConfig()
     for f in fields(TrainConfig):
         kind = {"int | None": int, "float | None": float}.get(f.type, type(getattr(tdefaults, f.name)))
