@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from course_lib import bow, imdb, imdb_runs
+from course_lib import bow, imdb, imdb_records, imdb_runs
 from course_lib.text import tokenize
 
 PUBLISHED = [("NBSVM-bi (Wang and Manning, 2012)", 0.912), ("Maas et al. (2011), full model", 0.8889)]
@@ -108,9 +108,9 @@ def save_combined(results: dict, kind: str, runs: Path, args, tag: str) -> None:
     if not args.no_records:
         configs = [json.loads((runs / m / "results.json").read_text())["model_config"]
                    for m in results["members"] if m != "nbsvm"]
-        origin = imdb_runs.provenance(kind, imdb_runs.run_modules(kind, configs))
-        record = imdb_runs.make_record({**results, "name": kind + tag}, kind, args.device, origin=origin)
-        print(f"record: {imdb_runs.write_record(record, args.records_dir)}")
+        origin = imdb_records.provenance(kind, imdb_records.run_modules(kind, configs))
+        record = imdb_records.make_record({**results, "name": kind + tag}, kind, args.device, origin=origin)
+        print(f"record: {imdb_records.write_record(record, args.records_dir)}")
 
 
 def batching(threads: int) -> None:
@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--batching", action="store_true", help="only the padded-vs-packed timing")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--records-dir", default=str(imdb_runs.RECORDS_DIR),
+    parser.add_argument("--records-dir", default=str(imdb_records.RECORDS_DIR),
                         help="where result records go (default book/results/imdb)")
     parser.add_argument("--no-records", action="store_true", help="write no result records")
     parser.add_argument("--combine", action="store_true",
@@ -183,7 +183,7 @@ def main() -> None:
             start_load = load1()
             kind = "nbsvm" if name == "nbsvm" else "recurrent"
             configs = [] if name == "nbsvm" else [imdb_runs.PRESETS[name]["model"]]
-            origin = imdb_runs.provenance(kind, imdb_runs.run_modules(kind, configs))
+            origin = imdb_records.provenance(kind, imdb_records.run_modules(kind, configs))
             if name == "nbsvm":
                 res = run_nbsvm(runs / name, not args.quiet)
             else:
@@ -191,9 +191,9 @@ def main() -> None:
                 res = imdb_runs.train_run(name, p["model"], p["train"], vocab_size=p["vocab_size"], runs_dir=runs,
                                           progress=not args.quiet, device=args.device)
             if not args.no_records:
-                record = imdb_runs.make_record({**res, "name": name + ("" if name == "nbsvm" else tag)}, kind,
+                record = imdb_records.make_record({**res, "name": name + ("" if name == "nbsvm" else tag)}, kind,
                                                "cpu" if name == "nbsvm" else args.device, (start_load, load1()), origin)
-                print(f"record: {imdb_runs.write_record(record, args.records_dir)}")
+                print(f"record: {imdb_records.write_record(record, args.records_dir)}")
         res = json.loads(path.read_text())
         results[name] = res
         epochs = res.get("history", {}).get("seconds", [])
