@@ -53,7 +53,7 @@ from .text import Vocabulary
 # "bilstm*", "bigru*": candidates for the course's best recurrent model on a 2-core CPU; the best is the one with the
 # highest validation accuracy (see best_recurrent), never the one with the best test accuracy. "bigru_bigram" is
 # bigru_wide with bigram inputs (course_lib.bigrams): every pair seen 10 times or more in the training part, each
-# dropped with probability 1/2 while training.
+# dropped with probability 1/2 while training; "bigru_trigram" adds the triples kept by the same rule.
 PRESETS = {
     "seed_rnn": {"vocab_size": 10_000, "model": {"cell": "rnn", "embed_dim": 32, "hidden_size": 32},
                  "train": {"epochs": 10, "batch_size": 128, "lr": 1e-3, "max_len": 500}},
@@ -86,6 +86,13 @@ PRESETS = {
                                "max_bigrams": 1_000_000, "bigram_min_count": 10, "bigram_dropout": 0.5},
                      "train": {"epochs": 6, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.6, "max_len": 800,
                                "max_seconds": 840}},
+    "bigru_trigram": {"vocab_size": 30_000,
+                      "model": {"cell": "gru", "embed_dim": 96, "hidden_size": 80, "bidirectional": True,
+                                "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4, "bigram_dim": 96,
+                                "max_bigrams": 1_000_000, "bigram_min_count": 10, "bigram_dropout": 0.5,
+                                "max_trigrams": 1_000_000},
+                      "train": {"epochs": 6, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.6, "max_len": 800,
+                                "max_seconds": 840}},
 }
 
 
@@ -134,7 +141,7 @@ def train_run(
     """
     import torch
 
-    from .bigrams import BigramConfig, build_model, count_bigrams
+    from .bigrams import BigramConfig, build_model, count_ngrams
     from .models import count_parameters
     from .train import TrainConfig, default_device, evaluate, fit, set_seed
 
@@ -145,15 +152,19 @@ def train_run(
     tcfg = TrainConfig.from_dict(train_config)
     fit_set, val_set = fit_val_split(data.train, train_limit, val_fraction, tcfg.seed)
     model_config = {**model_config, "vocab_size": len(data.vocab)}
-    keys = None
-    if has_bigrams(model_config):  # bigram inputs: the bigrams kept come from the training part only
+    keys = trigram_keys = None
+    if has_bigrams(model_config):  # n-gram inputs: the n-grams kept come from the training part only
         chosen = BigramConfig(**model_config)
-        keys = count_bigrams(fit_set.seqs, len(data.vocab), chosen.max_bigrams, chosen.bigram_min_count)
+        keys = count_ngrams(fit_set.seqs, len(data.vocab), chosen.max_bigrams, chosen.bigram_min_count, n=2)
         model_config["bigrams"] = len(keys)
+        if chosen.max_trigrams:
+            trigram_keys = count_ngrams(fit_set.seqs, len(data.vocab), chosen.max_trigrams, chosen.bigram_min_count,
+                                        n=3)
+            model_config["trigrams"] = len(trigram_keys)
     set_seed(tcfg.seed)
     model = build_model(model_config)
     if keys is not None:
-        model.set_keys(keys)
+        model.set_keys(keys, trigram_keys)
     mcfg = model.config
     device = torch.device(device) if device else default_device()
     extra = {"vocab": data.vocab.to_dict(), "model_config": mcfg.to_dict(), "data": {
@@ -288,7 +299,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--bigram-min-count", type=int, default=bigram.bigram_min_count,
                    help="with --bigram-dim: fewest occurrences in the training part for a bigram to be kept")
     t.add_argument("--bigram-dropout", type=float, default=bigram.bigram_dropout,
-                   help="with --bigram-dim: probability of dropping a whole bigram while training")
+                   help="with --bigram-dim: probability of dropping a whole bigram (or trigram) while training")
+    t.add_argument("--max-trigrams", type=int, default=bigram.max_trigrams,
+                   help="with --bigram-dim: also trigram inputs, this many at most (same width, minimum count and "
+                        "dropout as the bigrams; default 0: none)")
     tdefaults = TrainConfig()
     for f in fields(TrainConfig):
         kind = {"int | None": int, "float | None": float}.get(f.type, type(getattr(tdefaults, f.name)))
@@ -322,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             mcfg = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if f.name != "vocab_size"}
             if args.bigram_dim:
                 mcfg.update(bigram_dim=args.bigram_dim, max_bigrams=args.max_bigrams,
-                            bigram_min_count=args.bigram_min_count, bigram_dropout=args.bigram_dropout)
+                            bigram_min_count=args.bigram_min_count, bigram_dropout=args.bigram_dropout,
+                            max_trigrams=args.max_trigrams)
             tcfg = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
             res = train_run(args.name, mcfg, tcfg, args.vocab_size, args.min_freq, args.val_fraction,
                             args.train_limit, not args.no_test, args.data_dir, args.cache_dir, args.runs_dir,

@@ -227,16 +227,16 @@ def test_cli_train_evaluate_predict(tmp_path, capsys):
     assert vocab.encode(tokenize("superb")).tolist() != [vocab.unk_id]
 
 
-def test_cli_trains_a_model_with_bigram_inputs(tmp_path, capsys):
+def test_cli_trains_a_model_with_bigram_and_trigram_inputs(tmp_path, capsys):
     data = imdb.write_fake_dataset(tmp_path / "aclImdb", n_per_label=40, seed=2)
     cache = str(tmp_path / "cache")
     assert imdb_runs.main(["--quiet", "--cache-dir", cache, "train", "--name", "bi", "--data-dir", str(data),
                            "--vocab-size", "60", "--embed-dim", "8", "--hidden-size", "8", "--cell", "gru",
                            "--epochs", "1", "--batch-size", "16", "--bigram-dim", "3", "--bigram-min-count", "2",
-                           "--bigram-dropout", "0.5"]) == 0
+                           "--bigram-dropout", "0.5", "--max-trigrams", "30"]) == 0
     config = json.loads((tmp_path / "cache" / "runs" / "bi" / "results.json").read_text())["model_config"]
     assert config["bigram_dim"] == 3 and config["bigram_min_count"] == 2 and config["bigram_dropout"] == 0.5
-    assert config["bigrams"] > 0
+    assert config["bigrams"] > 0 and 0 < config["trigrams"] <= config["max_trigrams"] == 30
     assert imdb_runs.main(["--quiet", "predict", "--run", str(tmp_path / "cache" / "runs" / "bi"), "fine"]) == 0
     assert capsys.readouterr().out.strip().endswith("fine")
 
