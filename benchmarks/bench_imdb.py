@@ -200,7 +200,7 @@ def main() -> None:
         rows.append((name, res["test"]["accuracy"], res["train_seconds"], epochs,
                      res.get("machine_start", {}).get("loadavg"), res.get("machine_end", {}).get("loadavg")))
     print(f"\nIMDb test split (25,000 reviews); results in {runs}")
-    print(f"{'model':<12} {'val acc':>8} {'test acc':>8} {'train s':>8} {'epochs':>6} {'s/epoch':>8}  "
+    print(f"{'model':<14} {'val acc':>8} {'test acc':>8} {'train s':>8} {'epochs':>6} {'s/epoch':>8}  "
           "load avg start/end")
     for name, acc, seconds, epochs, l0, l1 in rows:
         val = results[name].get("history", {}).get("val_accuracy")
@@ -208,7 +208,7 @@ def main() -> None:
         per = f"{np.mean(epochs):8.0f}" if epochs else f"{'-':>8}"
         l0 = l0[0] if isinstance(l0, list) else l0
         l1 = l1[0] if isinstance(l1, list) else l1
-        print(f"{name:<12} {val} {acc:8.4f} {seconds:8.0f} {len(epochs) or '-':>6} {per}  {l0}/{l1}")
+        print(f"{name:<14} {val} {acc:8.4f} {seconds:8.0f} {len(epochs) or '-':>6} {per}  {l0}/{l1}")
     for name, acc in PUBLISHED:
         print(f"{name:<40} {acc:.4f} (published)")
     best_name = imdb_runs.best_recurrent(results)
@@ -234,6 +234,10 @@ def main() -> None:
               f"{ensemble['train_seconds'] / 60:.1f} min of training in all")
         print(goal("an ensemble of recurrent models >= 0.913 within 15 min in all",
                    ensemble["test"]["accuracy"] >= 0.913 and ensemble["train_seconds"] <= 900))
+    else:
+        times = ", ".join(f"{n} {results[n]['train_seconds'] / 60:.1f}" for n in members)
+        print(f"no group of two or more recurrent runs was trained within 15 min in all (minutes: {times})")
+        print(goal("an ensemble of recurrent models >= 0.913 within 15 min in all", False))
 
     # The best recurrent run mixed with the bag of words fitted on the same reviews (Mesnil et al. 2014 combine
     # a recurrent language model with NBSVM): its own row, not an ensemble of recurrent models.
