@@ -80,20 +80,17 @@ PRESETS = {
                              "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4},
                    "train": {"epochs": 6, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.6, "max_len": 800,
                              "max_seconds": 840}},
-    "bigru_bigram": {"vocab_size": 30_000,
-                     "model": {"cell": "gru", "embed_dim": 96, "hidden_size": 80, "bidirectional": True,
-                               "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4, "bigram_dim": 96,
-                               "max_bigrams": 1_000_000, "bigram_min_count": 10, "bigram_dropout": 0.5},
-                     "train": {"epochs": 6, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.6, "max_len": 800,
-                               "max_seconds": 840}},
-    "bigru_trigram": {"vocab_size": 30_000,
-                      "model": {"cell": "gru", "embed_dim": 96, "hidden_size": 80, "bidirectional": True,
-                                "pooling": "max_mean", "emb_dropout": 0.4, "dropout": 0.4, "bigram_dim": 96,
-                                "max_bigrams": 1_000_000, "bigram_min_count": 10, "bigram_dropout": 0.5,
-                                "max_trigrams": 1_000_000},
-                      "train": {"epochs": 6, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.6, "max_len": 800,
-                                "max_seconds": 840}},
 }
+
+
+def _with_model(base: str, **model) -> dict:
+    """The preset ``base`` with some model settings added or changed (same data and training settings)."""
+    return {**PRESETS[base], "model": {**PRESETS[base]["model"], **model}, "train": dict(PRESETS[base]["train"])}
+
+
+PRESETS["bigru_bigram"] = _with_model("bigru_wide", bigram_dim=96, max_bigrams=1_000_000, bigram_min_count=10,
+                                      bigram_dropout=0.5)
+PRESETS["bigru_trigram"] = _with_model("bigru_bigram", max_trigrams=1_000_000)
 
 
 def best_recurrent(runs: dict[str, dict]) -> str | None:
