@@ -201,12 +201,12 @@ def val_probabilities(run: str | os.PathLike, data_dir=None, cache=None,
     return evaluate(model, val, 2 * tcfg.batch_size, tcfg.max_len, tcfg.keep)["probs"], val.labels
 
 
-def best_ensemble(runs_dir: str | os.PathLike, names: list[str], budget_seconds: float = 900.0, max_size: int = 3,
-                  data_dir=None, cache=None) -> dict | None:
-    """The group of 2 to ``max_size`` recurrent runs, trained in at most ``budget_seconds`` together, whose
-    averaged probabilities have the highest validation accuracy; its test accuracy comes from the members' saved
-    test predictions, read only for the chosen group. Runs must share their validation split. None if no group
-    fits the budget."""
+def best_ensemble(runs_dir: str | os.PathLike, names: list[str], budget_seconds: float | None = 900.0,
+                  max_size: int = 3, data_dir=None, cache=None) -> dict | None:
+    """The group of 2 to ``max_size`` recurrent runs, trained in at most ``budget_seconds`` together (None: no
+    limit), whose averaged probabilities have the highest validation accuracy; its test accuracy comes from the
+    members' saved test predictions, read only for the chosen group. Runs must share their validation split. None
+    if no group fits the budget."""
     runs_dir = Path(runs_dir)
     results = {n: json.loads((runs_dir / n / "results.json").read_text()) for n in names}
     split_of = {n: (json.dumps(r["data"], sort_keys=True), r["train_config"]["seed"]) for n, r in results.items()}
@@ -221,7 +221,7 @@ def best_ensemble(runs_dir: str | os.PathLike, names: list[str], budget_seconds:
     for k in range(2, max_size + 1):
         for group in combinations(names, k):
             seconds = sum(results[n]["train_seconds"] for n in group)
-            if seconds > budget_seconds or len({split_of[n] for n in group}) > 1:
+            if (budget_seconds is not None and seconds > budget_seconds) or len({split_of[n] for n in group}) > 1:
                 continue
             labels = val[group[0]][1]
             accuracy = float(np.mean((np.mean([val[n][0] for n in group], axis=0) > 0.5) == labels))

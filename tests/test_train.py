@@ -271,10 +271,16 @@ def test_best_ensemble_is_chosen_on_validation_within_the_time_budget(tmp_path):
         assert len(labels) == results["n_val"] == 20
         assert np.mean((probs > 0.5) == labels) == pytest.approx(results["history"]["best_value"])  # same split
         val[name] = probs, labels
-    best = imdb_runs.best_ensemble(runs, names, budget_seconds=1e9, data_dir=data, cache=cache)
+    best = imdb_runs.best_ensemble(runs, names, budget_seconds=None, data_dir=data, cache=cache)  # no limit
     groups = [["gru", "lstm"], ["gru", "rnn"], ["lstm", "rnn"], names]
     accuracy = {tuple(g): np.mean((np.mean([val[n][0] for n in g], axis=0) > 0.5) == val["gru"][1]) for g in groups}
     assert best["val_accuracy"] == pytest.approx(max(accuracy.values()))
     assert accuracy[tuple(best["members"])] == max(accuracy.values())
     assert best["test"]["n"] == 80 and sum(map(sum, best["test"]["confusion"])) == 80
+    assert best["budget_seconds"] is None
     assert imdb_runs.best_ensemble(runs, names, budget_seconds=0.0, data_dir=data, cache=cache) is None
+    seconds = {n: json.loads((runs / n / "results.json").read_text())["train_seconds"] for n in names}
+    pair = min(groups[:3], key=lambda g: sum(seconds[n] for n in g))  # the only group within its own time
+    fits = imdb_runs.best_ensemble(runs, names, budget_seconds=sum(seconds[n] for n in pair), data_dir=data,
+                                   cache=cache)
+    assert fits["members"] == pair and fits["val_accuracy"] == pytest.approx(accuracy[tuple(pair)])
