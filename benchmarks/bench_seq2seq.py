@@ -102,7 +102,7 @@ def run_one(name: str, prep: spa_eng.Prepared, args, attention: bool) -> dict:
               "train_loss": history["train_loss"][-1] if history["train_loss"] else None,
               "loss_curve": {"epoch": history["epoch"], "train_loss": history["train_loss"]},
               "val_loss": None if args.no_val_loss else seq2seq.evaluate_loss(model, prep.val),
-              "loadavg_before": before, "loadavg_after_training": after_train, "test": []}
+              "loadavg_before": before, "loadavg_after_training": after_train, "evaluations": []}
     split = prep.val if args.eval_split == "val" else prep.test
     jobs = [(1, split, args.eval_split)]
     if args.beam > 1:
@@ -115,8 +115,8 @@ def run_one(name: str, prep: spa_eng.Prepared, args, attention: bool) -> dict:
         else:
             jobs.append((args.beam, split, args.eval_split))
     for beam, data, label in jobs:
-        result["test"].append(evaluate(model, data, prep.tgt_vocab, beam, args.alpha, label))
-        line = result["test"][-1]
+        result["evaluations"].append(evaluate(model, data, prep.tgt_vocab, beam, args.alpha, label))
+        line = result["evaluations"][-1]
         print(f"{name}: beam {beam} on {label} ({len(data)}): BLEU {line['bleu']:.2f} "
               f"(sacrebleu {line['sacrebleu']:.2f}), {line['seconds']:.0f} s to translate, "
               f"load {line['loadavg_after']}", flush=True)
@@ -197,7 +197,7 @@ def main(argv=None) -> None:
             args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"\ngoals: test BLEU of the attention model >= {GOALS['minimum']:.0f} (aim {GOALS['aim']:.0f})")
     for r in results["runs"]:
-        for t in r["test"]:
+        for t in r["evaluations"]:
             print(f"{r['name']:>10}  beam {t['beam']} on {t['subset']}: BLEU {t['bleu']:5.2f}  "
                   f"sacrebleu {t['sacrebleu']:5.2f}  "
                   f"({r['train_seconds'] / 60:.1f} min training, {r['epochs_done']:.2f} epochs, "
