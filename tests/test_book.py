@@ -116,6 +116,7 @@ def test_book_builds_with_warnings_as_errors_and_executes_every_chapter(built_bo
         text = html.unescape(re.sub(r"<[^>]+>", "", page))
         assert "Traceback (most recent call last)" not in text, f"{f}: a cell raised"
         assert 'class="cell_output' in page, f"{f}: no cell was executed"
+        assert "<p>|" not in page, f"{f}: a Markdown table a cell printed is shown as text"
         images = [i for i in re.findall(r"<img [^>]*>", page) if "_images/" in i]  # figures, not theme logos
         assert images, f"{f}: no figure"
         for img in images:
