@@ -50,15 +50,15 @@ KEYS = {"name", "cell", "source", "caught_by", "visible", "message"}
 CELL_TIMEOUT = 300
 
 
-def load_catalogue(path: Path) -> list[dict]:
+def load_catalogue(path: Path, name: str = "MISTAKES") -> list[dict]:
     spec = importlib.util.spec_from_file_location(f"mistakes_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.MISTAKES
+    return getattr(module, name, [])
 
 
-def catalogues() -> dict[str, list[dict]]:
-    return {path.stem[1:]: load_catalogue(path) for path in sorted(CATALOGUES.glob("a*.py"))}
+def catalogues(name: str = "MISTAKES") -> dict[str, list[dict]]:
+    return {path.stem[1:]: load_catalogue(path, name) for path in sorted(CATALOGUES.glob("a*.py"))}
 
 
 def grade_id(cell) -> str | None:
@@ -202,6 +202,9 @@ class Assignment:
 
 CATALOGUES_BY_ASSIGNMENT = catalogues()
 CASES = [(a, m) for a, ms in CATALOGUES_BY_ASSIGNMENT.items() for m in ms]
+# A catalogue may also define RIGHT: other correct answers (``name``, ``cell``, ``source``), written the way a
+# student could, that must score full marks: the tests may not assume the solution's way of doing it.
+RIGHT = [(a, r) for a, rs in catalogues("RIGHT").items() for r in rs]
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +238,14 @@ def test_catalogues_are_well_formed():
             assert m["caught_by"] in tests, f"{assignment}/{m['name']}: no test cell {m['caught_by']!r}"
             assert isinstance(m["visible"], bool) and m["message"], m["name"]
             assert "### BEGIN SOLUTION" not in m["source"], m["name"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("assignment", "right"), RIGHT, ids=[f"{a}/{r['name']}" for a, r in RIGHT])
+def test_another_right_answer_scores_full_marks(assignments, assignment, right):
+    assert set(right) == {"name", "cell", "source"}, right
+    graded = assignments(assignment).grade_with(right["cell"], right["source"])
+    assert not any(graded.values()), {cell: problems for cell, problems in graded.items() if problems}
 
 
 @pytest.mark.slow

@@ -33,6 +33,9 @@ MISTAKES = [
              [(_TOKENS, 're.findall(r"[a-z0-9\']+", text.replace("<br />", " "))')], _T, "loses the capital letters"),
     _mistake("tokenize_split_on_spaces", "tokenize", [(_TOKENS, 'text.lower().replace("<br />", " ").split()')], _T,
              "keeps punctuation attached"),
+    _mistake("tokenize_as_the_chapter", "tokenize",  # course_lib.text.tokenize's rule, written by hand
+             [(_TOKENS, 're.findall(r"[a-z0-9\']+|[!?]", text.lower().replace("<br />", " "))')], _T,
+             "as the chapter's course_lib.text.tokenize does"),
     # --- build_vocab
     _mistake("vocab_ties_by_first_occurrence", "build_vocab", [(_VOCAB, "ranked = counts.most_common(max_size - 2)")],
              _V, "breaks ties by first occurrence"),

@@ -131,6 +131,26 @@ def greedy_decode(step, state, n, max_len):
         "message": "rows go on after EOS",
     },
     {
+        "name": "greedy_runs_to_max_len",
+        "cell": "greedy_decode",
+        "source": '''
+def greedy_decode(step, state, n, max_len):
+    tokens = np.full(n, BOS, dtype=np.int64)
+    out = np.full((n, max_len), PAD, dtype=np.int64)
+    done = np.zeros(n, dtype=bool)
+    for t in range(max_len):
+        log_probs, state = step(tokens, state)
+        nxt = np.where(done, PAD, np.asarray(log_probs).argmax(axis=1))
+        out[:, t] = nxt
+        done |= nxt == EOS
+        tokens = nxt
+    return out
+''',
+        "caught_by": "test_greedy_decode",
+        "visible": True,
+        "message": "has max_len columns",
+    },
+    {
         "name": "greedy_feeds_bos_every_step",
         "cell": "greedy_decode",
         "source": '''
