@@ -1,5 +1,13 @@
 """Plausible wrong answers to assignment 06_seq2seq (the format is documented in tests/test_mistakes.py)."""
 
+import importlib.util
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location("_variants", Path(__file__).with_name("_variants.py"))
+_variants = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_variants)
+_mistake = _variants.mistake_maker("06_seq2seq")
+
 MISTAKES = [
     {
         "name": "attention_forward_no_mask",
@@ -129,26 +137,6 @@ def greedy_decode(step, state, n, max_len):
         "caught_by": "test_greedy_decode",
         "visible": True,
         "message": "rows go on after EOS",
-    },
-    {
-        "name": "greedy_runs_to_max_len",
-        "cell": "greedy_decode",
-        "source": '''
-def greedy_decode(step, state, n, max_len):
-    tokens = np.full(n, BOS, dtype=np.int64)
-    out = np.full((n, max_len), PAD, dtype=np.int64)
-    done = np.zeros(n, dtype=bool)
-    for t in range(max_len):
-        log_probs, state = step(tokens, state)
-        nxt = np.where(done, PAD, np.asarray(log_probs).argmax(axis=1))
-        out[:, t] = nxt
-        done |= nxt == EOS
-        tokens = nxt
-    return out
-''',
-        "caught_by": "test_greedy_decode",
-        "visible": True,
-        "message": "has max_len columns",
     },
     {
         "name": "greedy_feeds_bos_every_step",
@@ -318,4 +306,8 @@ def corpus_bleu(hypotheses, references, max_n=4):
         "visible": True,
         "message": "the brevity penalty is missing",
     },
+    # the solution without its early stop: right tokens, but always max_len columns
+    _mistake("greedy_runs_to_max_len", "greedy_decode",
+             [("        if done.all():\n            return out[:, :t + 1]\n", "")],
+             "test_greedy_decode", "has max_len columns"),
 ]
