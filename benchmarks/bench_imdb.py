@@ -169,7 +169,7 @@ def main() -> None:
         return
     runs = Path(args.runs_dir).expanduser() if args.runs_dir else imdb.cache_dir() / "runs"
     # a record of a run on another device is its own row: bigru_wide_cuda beside bigru_wide
-    tag = "" if args.device == "cpu" else "_" + args.device.split(":")[0]
+    tag = imdb_records.device_tag(args.device)
     names = args.only.split(",") if args.only else ["nbsvm", *imdb_runs.PRESETS]
     rows, results = [], {}
     for name in names:
@@ -246,10 +246,11 @@ def main() -> None:
     unlimited = imdb_runs.best_ensemble(runs, members, budget_seconds=None) if len(members) > 1 else None
     if unlimited and (not ensemble or unlimited["members"] != ensemble["members"]):
         save_combined(unlimited, "ensemble", runs, args, tag, name="ensemble_nolimit")
-        best_member = max(results[m]["test"]["accuracy"] for m in unlimited["members"])
+        top = max(unlimited["members"], key=lambda m: max(results[m]["history"]["val_accuracy"]))
         print(f"best ensemble with no time limit (validation {unlimited['val_accuracy']:.4f}): mean of "
               f"{', '.join(unlimited['members'])}: test {unlimited['test']['accuracy']:.4f} "
-              f"({unlimited['test']['accuracy'] - best_member:+.4f} against its best member) after "
+              f"({unlimited['test']['accuracy'] - results[top]['test']['accuracy']:+.4f} against {top}, its member "
+              "of best validation accuracy) after "
               f"{unlimited['train_seconds'] / 60:.1f} min of training in all")
 
     # The best recurrent run mixed with the bag of words fitted on the same reviews (Mesnil et al. 2014 combine

@@ -38,6 +38,12 @@ def run_modules(kind: str, model_configs=()) -> tuple[str, ...]:
     return CODE_MODULES[kind] + (("bigrams",) if any(has_bigrams(c) for c in model_configs) else ())
 
 
+def device_tag(device: str) -> str:
+    """The suffix of the record names of runs on ``device``: "" on the CPU, "_cuda" for "cuda" or "cuda:1"."""
+    kind = device.split(":")[0]
+    return "" if kind == "cpu" else f"_{kind}"
+
+
 def has_bigrams(model_config: dict) -> bool:
     """Whether a run's model configuration has bigram inputs (as :func:`course_lib.bigrams.build_model` reads it)."""
     return "bigram_dim" in model_config

@@ -141,3 +141,7 @@ def test_a_hybrid_record_holds_its_members_and_weight(tiny_run):
 def test_score_predictions_counts_the_confusion_matrix():
     res = imdb_runs.score_predictions(np.array([0.9, 0.2, 0.6, 0.4, 0.5]), np.array([1, 0, 0, 1, 0]))
     assert res == {"accuracy": 0.6, "n": 5, "confusion": [[2, 1], [1, 1]]}  # 0.5 is negative
+
+
+def test_device_tag_names_the_records_of_runs_off_the_cpu():
+    assert [imdb_records.device_tag(d) for d in ("cpu", "cuda", "cuda:1")] == ["", "_cuda", "_cuda"]

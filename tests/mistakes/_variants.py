@@ -30,4 +30,5 @@ def mistake_maker(assignment: str):
         return {"name": name, "cell": cell, "source": variant(cell, replacements), "caught_by": caught_by,
                 "visible": visible, "message": message}
 
+    mistake.variant = variant  # the solution cell with replacements, for right answers written another way
     return mistake

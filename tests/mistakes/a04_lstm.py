@@ -112,12 +112,11 @@ MISTAKES = [
 # first, as question 1 asks) must work with theirs.
 RIGHT = [
     {"name": "sequence_sizes_from_the_caches", "cell": "lstm_sequence",
-     "source": _mistake("sequence_sizes_from_the_caches", "lstm_sequence", [
+     "source": _mistake.variant("lstm_sequence", [
          ("N, T, H = dh.shape\n",
           "T, (N, D), H = len(caches), caches[0][0].shape, caches[0][1].shape[1]\n"),
          ("dx_steps, dh_next, dc_next = [None] * T, np.zeros((N, H)), np.zeros((N, H))",
           "dx_steps, dh_next, dc_next = [None] * T, np.zeros_like(caches[0][1]), np.zeros_like(caches[0][2])"),
          ("dx = np.stack(dx_steps, axis=1)",
-          "dx = np.zeros((N, T, D))\n    for t in range(T):\n        dx[:, t] = dx_steps[t]")],
-         None, None)["source"]},
+          "dx = np.zeros((N, T, D))\n    for t in range(T):\n        dx[:, t] = dx_steps[t]")])},
 ]
