@@ -30,8 +30,19 @@ c.Execute.kernel_name = "python3"
 
 # Feedback never shows hidden tests: nbgrader's default feedback renders the autograded notebook, hidden
 # tests included. HideHiddenTests removes them, and the traceback lines that quote them.
-from course_lib.grading.feedback import HideHiddenTests  # noqa: E402
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
+from course_lib.grading.feedback import HideHiddenTests  # noqa: E402
+
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# Autograding warns only about locked cells a student changed: nbgrader's OverwriteCells compares each
+# released test cell with the checksum of its source version (hidden tests included) and so reported every
+# test cell of an untouched notebook as changed.
+from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteKernelspec  # noqa: E402
+
+from course_lib.grading.overwrite import OverwriteReleasedCells  # noqa: E402
+
+c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteReleasedCells,
+                                      CheckCellMetadata]

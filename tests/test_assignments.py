@@ -11,6 +11,8 @@ runs ``nbgrader generate_assignment``, submits several notebooks as different st
 * ``tampered``   the release with every test cell replaced by ``pass``: still zero (nbgrader restores them);
 * ``cheat``      the solution with answers that call course_lib (``tests/cheats/<id>.py``): zero on those
   questions, full marks on the others.
+
+nbgrader's log of that run must report a changed locked cell for the tampered notebook only.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def graded(request, tmp_path_factory):
                 cell.source = cheats.CHEATS[grade_id]
         submit(course, "cheat", assignment, cheat_nb)
 
-    nbgrader(course, "autograde", assignment, "--force")
+    log = nbgrader(course, "autograde", assignment, "--force")
 
     from nbgrader.api import Gradebook
 
@@ -116,7 +118,7 @@ def graded(request, tmp_path_factory):
                 pending = {g.name: (g.auto_score, g.needs_manual_grade) for nb_ in sub.notebooks for g in nb_.grades}
     manual = manually_graded(source_nb)
     yield {"assignment": assignment, "course": course, "max_score": max_score, "scores": scores, "cheats": cheats,
-           "manual": manual, "pending": pending,
+           "manual": manual, "pending": pending, "log": log.stdout + log.stderr,
            "autograded_max": max_score - sum(scores["solution"][1][name][1] for name in manual)}
 
 
@@ -178,6 +180,30 @@ def test_answers_that_call_course_lib_score_zero_on_those_questions(graded):
             assert score == 0, f"{grade_id}: a cheat scored {score}"
         elif max_score and grade_id.startswith("test_"):
             assert score == max_score, f"{grade_id}: an honest answer lost points ({score}/{max_score})"
+
+
+def changed_cells_by_student(log: str) -> dict[str, set[str]]:
+    """Cells that nbgrader's autograde log reports as changed ("Attribute ... for cell X has changed!"), per
+    student (the log names each submission as it sanitizes it)."""
+    found: dict[str, set[str]] = {}
+    student = None
+    for line in log.splitlines():
+        if "Sanitizing " in line and "/submitted/" in line:
+            student = line.split("/submitted/", 1)[1].split("/", 1)[0]
+        elif "has changed!" in line:
+            found.setdefault(student, set()).add(line.split(" for cell ", 1)[1].split(" has changed!", 1)[0])
+    return found
+
+
+@pytest.mark.slow
+def test_autograde_reports_changed_cells_only_where_a_student_changed_them(graded):
+    changed = changed_cells_by_student(graded["log"])
+    assert "Sanitizing " in graded["log"], "nbgrader's log format changed: this test reads nothing"
+    for student in ("solution", "unanswered", "cheat"):
+        assert not changed.get(student), f"{student}: untouched locked cells reported as changed: {changed[student]}"
+    tests = {c.metadata.nbgrader.grade_id for c in graded_cells(autograded_nb(graded, "tampered"))
+             if c.cell_type == "code" and not c.metadata.nbgrader.get("solution")}
+    assert changed.get("tampered") == tests, "every test cell replaced by `pass` must be reported"
 
 
 def test_every_assignment_source_is_well_formed():

@@ -40,8 +40,10 @@ import nbformat
 from nbformat import NotebookNode
 from nbgrader import utils
 from nbgrader.api import Gradebook
-from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
+from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteKernelspec
 from nbgrader.utils import is_ignored, parse_utc
+
+from .overwrite import OverwriteReleasedCells
 
 
 @dataclass
@@ -270,7 +272,7 @@ def sanitize(nb: NotebookNode, resources: dict, info: SourceInfo, config, notes:
         nb, resources = pp(nb, resources)
     normalize_metadata(nb, info, notes)
     restore_missing_tests(nb, info, notes)
-    overwrite = OverwriteCells(config=config)
+    overwrite = OverwriteReleasedCells(config=config)
     overwrite.add_missing_cells = False  # done above, more robustly
     for pp in (OverwriteKernelspec(config=config), overwrite, CheckCellMetadata(config=config)):
         nb, resources = pp(nb, resources)
