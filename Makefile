@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # nbgrader shells out to alembic, and the book build to jupyter: the venv's bin must come first on PATH.
 RUN    := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(abspath $(VENV))"
 
-.PHONY: book test lint install assignments clean
+.PHONY: book test lint install assignments demo-class clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test: $(STAMP)
 # Student versions of every assignment (solutions and hidden tests removed) into assignments/release/
 assignments: $(STAMP)
 	cd assignments && for a in source/*/; do $(RUN) $(BIN)/nbgrader generate_assignment "$$(basename $$a)" --force; done
+
+# A term of assignment 01 for made-up students, from release to grades, as deploy/RUNBOOK.md says; then clean-up
+demo-class: $(STAMP)
+	$(RUN) $(BIN)/python tools/demo_class.py $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check course_lib tests tools benchmarks

@@ -41,9 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--threshold", type=float, default=None, help="similarity to report, 0-1 (default: 0.6)")
     q.add_argument("--report-dir", default=None, help="default: <course>/reports/<assignment>")
     q.add_argument("--db-url", default=None, help="gradebook URL (default: the course's)")
+    e = sub.add_parser("extension", help="give a student more time on an assignment (nbgrader's extension: the "
+                                         "late penalty counts from the new due date; grade that student again)")
+    e.add_argument("assignment")
+    e.add_argument("student")
+    e.add_argument("--days", type=float, default=0)
+    e.add_argument("--hours", type=float, default=0)
+    e.add_argument("--remove", action="store_true", help="take the student's extension back")
+    e.add_argument("--course", default=".", help="the nbgrader course directory (default: current directory)")
+    e.add_argument("--db-url", default=None, help="gradebook URL (default: the course's)")
     args = parser.parse_args(argv)
     if args.command == "similarity":
         return similarity(args)
+    if args.command == "extension":
+        return extension(args)
 
     try:
         from .pool import load_course
@@ -84,6 +95,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(digest(outcomes, maxima, paths, seconds))
+    return 0
+
+
+def extension(args) -> int:
+    """Record (or remove) an extension in the gradebook, as ``Gradebook.grant_extension`` does."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from .pool import load_course
+
+    if not args.remove and (args.days < 0 or args.hours < 0 or args.days + args.hours == 0):
+        print("error: give a positive --days and/or --hours (or --remove)", file=sys.stderr)
+        return 2
+    try:
+        _, coursedir = load_course(args.course, args.db_url)
+        with Gradebook(coursedir.db_url) as gb:
+            try:
+                gb.find_submission(args.assignment, args.student)
+            except MissingEntry:
+                raise GradingError(f"{printable(args.student)} has no submission of {args.assignment} in the "
+                                   "gradebook yet: collect and grade first, then extend and grade again") from None
+            if args.remove:
+                gb.grant_extension(args.assignment, args.student)
+            else:
+                gb.grant_extension(args.assignment, args.student, days=args.days, hours=args.hours)
+            due = gb.find_submission(args.assignment, args.student).duedate
+    except (GradingError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{printable(args.student)}: {args.assignment} is due {due} UTC" if due else
+          f"{printable(args.student)}: {args.assignment} has no due date (the extension changes nothing)")
     return 0
 
 
