@@ -32,6 +32,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# What course_lib's `notebooks` extra installs for this command (pyproject.toml), and the command that does,
+# as the course's introduction (book/intro.md, "Install the course on your computer") gives it.
+_NOTEBOOK_MODULES = ("nbformat", "nbclient", "jupyter_client")
+INSTALL_HINT = 'pip install "course_lib[notebooks] @ git+https://github.com/rnn-course/rnn-course"'
+
 
 @dataclass
 class QuestionResult:
@@ -53,6 +58,7 @@ class CheckReport:
     restored: list[str] = field(default_factory=list)  # locked cells restored from --original
     answer_errors: list[str] = field(default_factory=list)  # errors raised in answer (solution) cells
     verified: bool = False  # whether the locked cells could be checked at all
+    no_nbgrader: bool = False  # the notebook holds checksums, but nbgrader (which computes them) is missing
 
     @property
     def ok(self) -> bool:
@@ -187,9 +193,12 @@ def check_notebook(path: str | os.PathLike, timeout: int = 120, kernel_name: str
             stored = _meta(cell).get("checksum")
             if not _is_locked(cell) or not stored:
                 continue
-            report.verified = True
             actual = _checksum(cell)
-            if actual is not None and actual != stored:
+            if actual is None:
+                report.no_nbgrader = True
+                continue
+            report.verified = True
+            if actual != stored:
                 report.edited.append(_name(cell, index))
                 edited_ids.add(_meta(cell).get("grade_id"))
 
@@ -277,7 +286,11 @@ def format_report(report: CheckReport | list[QuestionResult]) -> str:
                      + ", ".join(report.edited))
     if report.restored:
         lines.append("locked cells restored from the original before the run: " + ", ".join(report.restored))
-    if not report.verified:
+    if report.no_nbgrader and not report.verified:
+        lines.append("(nbgrader is not installed here, so changes to the locked cells could not be detected: "
+                     f"install the course with its notebooks extra, {INSTALL_HINT}, or pass --original "
+                     "RELEASE.ipynb to run the released test cells)")
+    elif not report.verified:
         lines.append("(this notebook holds no nbgrader checksums, so changes to its locked cells could not be "
                      "detected: pass --original RELEASE.ipynb to run the released test cells)")
     return "\n".join(lines)
@@ -295,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # the kernel died or could not start
+    except Exception as exc:  # the kernel died or could not start, or course_lib came without its extra
+        if isinstance(exc, ModuleNotFoundError) and exc.name in _NOTEBOOK_MODULES:
+            print(f"error: {exc}: this command needs the course's notebooks extra; install it with "
+                  f"{INSTALL_HINT}", file=sys.stderr)
+            return 2
         print(f"error: could not run {args.notebook}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     print(format_report(report))

@@ -127,8 +127,9 @@ def test_book_builds_with_warnings_as_errors_and_executes_every_chapter(built_bo
 
 @pytest.mark.slow
 def test_launch_buttons_open_each_chapter_as_a_notebook(built_book):
-    """Binder and JupyterHub open the chapter's MyST file (jupytext); Colab, which reads only .ipynb, opens the
-    executed notebook published with the site, whose first cell installs course_lib where it is missing."""
+    """Binder (and JupyterHub, where _config.yml names a hub) open the chapter's MyST file (jupytext); Colab,
+    which reads only .ipynb, opens the executed notebook published with the site, whose first cell installs
+    course_lib where it is missing. No button points at a placeholder host."""
     from IPython.core.inputtransformer2 import TransformerManager
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -138,7 +139,10 @@ def test_launch_buttons_open_each_chapter_as_a_notebook(built_book):
         colab = re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', page)
         assert colab == [f"https://colab.research.google.com/github/{org_repo}/blob/gh-pages/_sources/{f}.ipynb"], colab
         assert re.search(rf'href="https://mybinder\.org/v2/gh/{org_repo}/main\?urlpath=lab/tree/{f}\.md"', page)
-        assert "hub/user-redirect/git-pull?" in page
+        hub = config["launch_buttons"].get("jupyterhub_url")
+        assert ("hub/user-redirect/git-pull?" in page) == bool(hub), "a JupyterHub button needs jupyterhub_url"
+        assert not re.search(r'href="https?://[^"]*\.(example\.(org|com|net)|invalid|test)[/"]', page), (
+            f"{f}: a link points at a placeholder host")
         nb = nbformat.read(HTML / "_sources" / f"{f}.ipynb", as_version=4)
         nbformat.validate(nb)
         setup = nb.cells[0]

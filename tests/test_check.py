@@ -160,3 +160,32 @@ def test_check_points_at_the_cell_of_a_syntax_error(tmp_path):
 def run_check_args(path, *args):
     return subprocess.run([sys.executable, "-m", "course_lib.check", str(path), *map(str, args)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+# --- an environment without the notebooks extra (course_lib installed alone)
+
+
+def test_check_without_the_notebooks_extra_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    from course_lib import check
+
+    _, path = released(tmp_path)
+    monkeypatch.setitem(sys.modules, "nbformat", None)  # import nbformat now fails as if it were not installed
+    assert check.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "nbformat" in err
+    assert "notebooks extra" in err and check.INSTALL_HINT in err
+
+
+def test_check_without_nbgrader_says_that_edited_locked_cells_go_unnoticed(tmp_path, monkeypatch):
+    from course_lib import check
+
+    nb, _ = released(tmp_path, answer="def f(x):\n    return 0")
+    nb.cells[2].source = "print('test_f: passed')"  # an edited test cell, which only nbgrader's checksum shows
+    edited = tmp_path / "edited.ipynb"
+    nbformat.write(nb, edited)
+    monkeypatch.setitem(sys.modules, "nbgrader.utils", None)  # nbgrader not installed
+    report = check.check_notebook(edited)
+    assert report.no_nbgrader and not report.verified and not report.edited
+    text = check.format_report(report)
+    assert "nbgrader is not installed here" in text and check.INSTALL_HINT in text
+    assert "holds no nbgrader checksums" not in text  # it does hold them: that line would mislead

@@ -79,11 +79,13 @@ def setup_cell_source(app) -> str:
     target = f"git+https://github.com/{repo[0]}/{repo[1]}" if repo else "course_lib"
     return (
         "# Setup: where course_lib is missing (a fresh Colab or Binder machine), install it from the course's\n"
-        "# repository. Where the course is installed (its .venv), this does nothing.\n"
+        "# repository, keeping the machine's own torch, numpy and matplotlib (--no-deps: the package asks for the\n"
+        "# torch it was tested with, and pip would replace Colab's GPU build). Where the course is installed\n"
+        "# (its .venv), this does nothing.\n"
         "import importlib.util\n"
         "\n"
         "if importlib.util.find_spec(\"course_lib\") is None:\n"
-        f"    %pip install --quiet \"{target}\"\n"
+        f"    %pip install --quiet --no-deps \"{target}\"\n"
     )
 
 
