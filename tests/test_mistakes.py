@@ -157,6 +157,7 @@ class Assignment:
         self.solutions = {grade_id(c): c.source for c in self.nb.cells if is_solution(c)}
         self.tests = [c for c in self.nb.cells if is_graded_test(c)]
         self.kernels: list[Kernel] = []
+        self.graded: dict[tuple[str, str], dict[str, list[str]]] = {}
 
         reference = self._kernel("reference")
         for cell in self.setup + [c for c in self.nb.cells if is_solution(c)]:
@@ -187,10 +188,14 @@ class Assignment:
                 for c in self.tests}
 
     def grade_with(self, cell: str, source: str) -> dict[str, list[str]]:
-        """Grades with the solution cell ``cell`` replaced by ``source`` (then put back)."""
+        """Grades with the solution cell ``cell`` replaced by ``source`` (then put back); remembered, so that
+        the class report below reuses the grades of the tests above."""
+        if (cell, source) in self.graded:
+            return self.graded[(cell, source)]
         self.student.run(source)
         try:
-            return self.grade()
+            self.graded[(cell, source)] = self.grade()
+            return self.graded[(cell, source)]
         finally:
             restored = self.student.run(self.solutions[cell])
             assert not failed(restored), restored
@@ -263,3 +268,43 @@ def test_mistake_loses_exactly_its_question_with_a_message(assignments, assignme
     else:
         assert not visible, f"the visible test catches it (mark it visible=True): {visible}"
         assert any(mistake["message"] in p for p in hidden), f"no hidden message names the mistake: {hidden}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", sorted(CATALOGUES_BY_ASSIGNMENT))
+def test_class_report_counts_what_the_catalogue_says(assignments, assignment, tmp_path):
+    """The catalogue graded as a class (each wrong answer one student, plus one right answer): the
+    misconception report counts, per question, exactly the students the catalogue says it catches, each under
+    the named mistake its message names (else "failed otherwise"), as visible or hidden as the catalogue says."""
+    from course_lib.grading import misconceptions as mc
+
+    a = assignments(assignment)
+    mistakes = CATALOGUES_BY_ASSIGNMENT[assignment]
+    results = {m["name"]: {gid: mc.verdict_record(not problems, problems)
+                           for gid, problems in a.grade_with(m["cell"], m["source"]).items()} for m in mistakes}
+    results["right"] = {gid: mc.verdict_record(True, []) for gid in a.reference}
+    checks = mc.catalogue(a.reference)
+    points = {grade_id(c): c.metadata.nbgrader.points for c in a.tests}
+    tallies = {q.grade_id: q for q in mc.tally(assignment, checks, points, results, roster=["absent"])}
+    assert list(tallies) == [grade_id(c) for c in a.tests]
+    for gid, q in tallies.items():
+        caught = [m for m in mistakes if m["caught_by"] == gid]
+        named = {text for c in checks[gid] for text in c["mistakes"]}
+        assert q.n == len(mistakes) + 2
+        assert sorted(q.students["passed"]) == sorted({m["name"] for m in mistakes} - {m["name"] for m in caught}
+                                                      | {"right"})
+        assert q.students["missing"] == ["absent"] and not q.students["unanswered"] and not q.students["timeout"]
+        for m in caught:
+            hits = {text for text in named if m["message"] in text}
+            if hits:
+                assert m["name"] in q.students["mistake"], (gid, m["name"])
+                assert any(m["name"] in q.mistakes[text] for text in hits), (gid, m["name"], hits)
+            else:
+                assert m["name"] in q.students["other"], (gid, m["name"])
+            assert m["name"] in (q.visible_failed if m["visible"] else q.hidden_only), (gid, m["name"])
+        assert len(q.students["mistake"]) + len(q.students["other"]) == len(caught)
+        assert sum(len(v) for v in q.mistakes.values()) >= len(q.students["mistake"])
+    paths = mc.write_reports(list(tallies.values()), str(tmp_path), f"{assignment}: what the class got wrong")
+    text = open(paths["misconceptions_csv"], encoding="utf-8").read()
+    assert text.count("\n") == 1 + sum(6 + len(q.mistakes) + 2 for q in tallies.values())
+    assert "absent" not in text and "absent" not in open(paths["misconceptions_html"], encoding="utf-8").read()
