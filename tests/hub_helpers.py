@@ -1,5 +1,6 @@
 """Helpers of the JupyterHub test (tests/test_hub.py): Unix users, the hub process, and clients of the hub's
-REST API and of the users' servers (contents API, kernels over their websocket), as a real client uses them."""
+REST API and of the users' servers (contents API, kernels and terminals over their websockets), as a real
+client uses them."""
 
 from __future__ import annotations
 
@@ -63,9 +64,12 @@ def blocked_ancestor(path: Path) -> Path | None:
     return None
 
 
-def in_private_mounts(exposed: list[Path], stage: Path, cwd: Path, command: str) -> list[str]:
+def in_private_mounts(exposed: list[Path], stage: Path, cwd: Path, command: str,
+                      overlays: dict[Path, Path] | None = None) -> list[str]:
     """``command`` (shell) in a private mount namespace where every folder of ``exposed`` is reachable by
-    every user.
+    every user, and each folder ``target`` of ``overlays`` shows the folder ``overlays[target]`` instead
+    (e.g. the test's copy of /etc/profile.d with the file the README installs there, for the users' login
+    shells, while the host's /etc stays untouched).
 
     CI runs from a clone that other users may not traverse (e.g. under /root, mode 0700), with a Python
     that may live there too (pyenv in /root/.pyenv), while the users' servers must run this clone's
@@ -88,6 +92,7 @@ def in_private_mounts(exposed: list[Path], stage: Path, cwd: Path, command: str)
         steps += [f"mkdir -p '{s}' && mount --bind '{p}' '{s}'" for p, s in zip(paths, staged, strict=True)]
         steps.append(f"mount -t tmpfs -o mode=0755 rnn-hub '{blocked}'")
         steps += [f"mkdir -p '{p}' && mount --bind '{s}' '{p}'" for p, s in zip(paths, staged, strict=True)]
+    steps += [f"mount --bind '{source}' '{target}'" for target, source in (overlays or {}).items()]
     steps += [f"cd '{cwd}'", command]
     return ["unshare", "--mount", "--propagation", "private", "sh", "-ec", " && ".join(steps)]
 
@@ -214,22 +219,72 @@ class UserServer:
             raise AssertionError(f"{self.name}: the code raised:\n{error}")
         return "".join(out)
 
-    def shell(self, script: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
-        """A bash script run by this user (through their kernel), as in a terminal of their server."""
-        code = ("import json, os, subprocess\n"
-                f"r = subprocess.run(['bash', '-ec', {script!r}], capture_output=True, text=True,"
-                " cwd=os.path.expanduser('~'))\n"
-                "print('\\n' + json.dumps({'rc': r.returncode, 'out': r.stdout, 'err': r.stderr}))\n")
-        last = self.execute(code, timeout=timeout).strip().splitlines()[-1]
-        res = json.loads(last)
-        result = subprocess.CompletedProcess(script, res["rc"], res["out"], res["err"])
-        if check:
-            assert result.returncode == 0, (f"{self.name} ran\n{script}\nexit {result.returncode}\n"
-                                            f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-        return result
-
     def python(self, code: str, timeout: float = 300):
         """Evaluate ``code`` (whose last line is an expression) in this user's kernel; return it, via JSON."""
         *body, last = code.strip().splitlines()
         out = self.execute("\n".join([*body, "import json as _j", f"print('\\n' + _j.dumps({last}))"]), timeout)
         return json.loads(out.strip().splitlines()[-1])
+
+
+# terminal output: colours, cursor moves, title and bracketed-paste switches, character-set selections
+_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>])")
+
+
+class Terminal:
+    """A JupyterLab terminal of one user's server, used as the browser's terminal panel uses it: created
+    through the server's REST API (``POST /api/terminals``, through the hub's proxy with the user's token)
+    and typed into over its websocket with terminado's messages (``["stdin", text]`` out,
+    ``["stdout", text]`` back). The shell is whatever the server starts there (the user's login shell).
+
+    ``run`` types a command line and then, on the same line, an ``echo`` of a marker with ``$?``; the marker
+    as the shell prints it (digits in place of ``$?``) ends the command's output and gives its exit status.
+    Output is the terminal's: the echoed input and the prompt included, carriage returns and escape
+    sequences removed."""
+
+    def __init__(self, server: UserServer, timeout: float = 60):
+        import websocket
+
+        r = server.request("POST", "/api/terminals")
+        assert r.status_code == 200, f"{server.name}: no terminal: {r.status_code} {r.text[:300]}"
+        self.server, self.name = server, r.json()["name"]
+        url = server.base.replace("http://", "ws://") + f"/terminals/websocket/{self.name}"
+        self.ws = websocket.create_connection(url, header=[f"Authorization: token {server.token}"],
+                                              timeout=timeout)
+        self.ws.send(json.dumps(["set_size", 50, 500]))  # rows, columns: wide, so commands are not wrapped
+        self.run("true", timeout=timeout)  # the login shell has read its profile and shows a prompt
+
+    def run(self, command: str, timeout: float = 600) -> tuple[int, str]:
+        """Type ``command`` (one line) and wait for its marker; return (exit status, output)."""
+        import websocket
+
+        assert "\n" not in command, f"one command line at a time: {command!r}"
+        token = uuid.uuid4().hex[:12]
+        self.ws.send(json.dumps(["stdin", f'{command}; echo "{token}:$?:{token}"\r']))
+        marker = re.compile(rf"{token}:(\d+):{token}")
+        raw, out, deadline = "", "", time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.ws.settimeout(max(1.0, deadline - time.monotonic()))
+            try:
+                message = json.loads(self.ws.recv())
+            except websocket.WebSocketTimeoutException:
+                break
+            if message[0] == "disconnect":
+                raise AssertionError(f"{self.server.name}'s terminal closed during {command!r}:\n{out[-3000:]}")
+            if message[0] != "stdout":
+                continue
+            raw += message[1]  # cleaned as a whole: an escape sequence or a \r\n may span two messages
+            out = _ESCAPES.sub("", raw).replace("\r", "")
+            found = marker.search(out)
+            if found:
+                return int(found.group(1)), out[:found.start()]
+        raise AssertionError(f"{self.server.name}: {command!r} gave no marker in {timeout} s:\n{out[-3000:]}")
+
+    def check(self, command: str, timeout: float = 600) -> str:
+        """``run``, asserting exit status 0; return the output."""
+        status, out = self.run(command, timeout)
+        assert status == 0, f"{self.server.name} typed {command!r} in a terminal: exit {status}\n{out[-5000:]}"
+        return out
+
+    def close(self) -> None:
+        self.ws.close()
+        self.server.request("DELETE", f"/api/terminals/{self.name}")

@@ -1,26 +1,34 @@
 """A class on a real JupyterHub, end to end: release, fetch, submit, collect, grade, feedback, formgrader.
 
 The README's "Teaching on a JupyterHub" commands are run as written (read from the README; user names,
-folders and ports substituted): root creates an instructor and two students (Unix users, PAM passwords) and
-starts JupyterHub with ``deploy/jupyterhub/jupyterhub_config.py`` on free ports of 127.0.0.1 (the
-configurable-http-proxy from npm). The test then acts as the users' clients: the hub's REST API (a service
-token) starts each user's server and issues each user a token; commands run in a kernel of that user's own
-server (as in a terminal there), notebooks are read and saved through the server's contents API, and the
-formgrader is used in headless Chromium after logging in through the hub's login page.
+folders and ports substituted): root creates the exchange, installs the terminals' profile file, creates an
+instructor and two students (Unix users, PAM passwords) and starts JupyterHub with
+``deploy/jupyterhub/jupyterhub_config.py`` on free ports of 127.0.0.1 (the configurable-http-proxy from npm).
+The test then acts as the users' clients: the hub's REST API (a service token) starts each user's server and
+issues each user a token; the users' commands are typed into a JupyterLab terminal of that user's own server
+(``/api/terminals`` and its websocket, as the browser's terminal panel does; the user's login shell), each
+command's exit status checked; notebooks are read and saved through the server's contents API, results read
+in a kernel, and the formgrader is used in headless Chromium after logging in through the hub's login page.
 
-Checked: the grades (one student right, one with a wrong function), the feedback each student fetches (no
-hidden tests), that a student cannot list the exchange's inbound or feedback folders, cannot read another
-student's submission, cannot write the released assignment, cannot read the instructor's ``source/`` or
-gradebook, has no formgrader and no access to another user's server; in the browser, a manual grade given in
-the formgrader reaches the gradebook and ``nbgrader export``. Screenshots go to ``_build/screenshots/hub``.
+Checked: a terminal has the kernels' environment (the course's ``nbgrader``, ``python`` and ``course_lib``,
+the same ``JUPYTER_CONFIG_PATH`` and exchange) and is still a login shell; the grades (one student right, one
+with a wrong function), the feedback each student fetches (no hidden tests), that a student cannot list the
+exchange's inbound or feedback folders, cannot read another student's submission, cannot write the released
+assignment, cannot read the instructor's ``source/`` or gradebook, has no formgrader and no access to another
+user's server, and cannot rename or delete what others made in the exchange (its sticky bit); in the browser,
+a manual grade given in the formgrader reaches the gradebook and ``nbgrader export``. Screenshots go to
+``_build/screenshots/hub``.
 
 Root only (it creates Unix users, and the hub must switch to them); skipped when not root or without
 ``useradd``. Everything it creates (users, their groups and homes, processes, the temporary folder with the
-exchange and the hub's state) is removed afterwards, also when it fails.
+exchange and the hub's state) is removed afterwards, also when it fails. The file the README installs into
+/etc/profile.d goes into the test's copy of that folder, which only the hub's own mount namespace (the hub,
+the users' servers, their terminals) sees in place of the host's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import grp
 import io
@@ -42,6 +50,7 @@ import requests
 from hub_helpers import (
     ROOT,
     HubAPI,
+    Terminal,
     UserServer,
     free_port,
     in_private_mounts,
@@ -85,14 +94,29 @@ class Class:
         self.passwords = {name: secrets.token_urlsafe(12) for name in NAMES.values()}
         self.exchange = tmp / "exchange"
         self.state = tmp / "state"
+        self.profile_d = tmp / "profile.d"  # the hub's /etc/profile.d (a copy of the host's, plus the README's file)
         self.mapping = {"/opt/rnn-course": str(ROOT), "/srv/nbgrader/exchange": str(self.exchange),
-                        "/srv/jupyterhub": str(self.state), **NAMES}
+                        "/srv/jupyterhub": str(self.state), "/etc/profile.d": str(self.profile_d), **NAMES}
         self.blocks = readme_blocks()
         self.process = None
         self.url = None
         self.api = None
         self.servers: dict[str, UserServer] = {}
+        self.terminals: dict[str, Terminal] = {}
         self.flow_done = False
+
+    def terminal(self, name: str) -> Terminal:
+        """The user's JupyterLab terminal (opened once, kept: a ``cd`` holds for the next commands)."""
+        if name not in self.terminals:
+            self.terminals[name] = Terminal(self.servers[name])
+        return self.terminals[name]
+
+    def type_block(self, name: str, who: str, timeout: float = 600) -> None:
+        """The README block ``# as <who>`` typed into ``name``'s terminal, one command at a time, each of them
+        required to exit with status 0."""
+        for command in self.block(who):
+            out = self.terminal(name).check(command, timeout=timeout)
+            print(f"--- {name}'s terminal, last lines:\n{out[-2000:]}")  # shown by pytest when a later step fails
 
     def block(self, who: str) -> list[str]:
         """The README block whose first line starts with ``# as <who>`` (in order of use), substituted."""
@@ -104,10 +128,15 @@ class Class:
 
 def _start(cls: Class) -> None:
     setup = cls.block("root, once")
-    installs = [c for c in setup if c.startswith("install -d")]
-    assert len(installs) == 2, f"expected the two `install -d` lines of the README's first hub block: {setup}"
+    installs = [c for c in setup if c.startswith("install ")]
+    assert len(installs) == 3, f"expected the three `install` lines of the README's first hub block: {setup}"
+    touches_host = [c for c in installs if any(path in c for path in ("/etc/profile.d", "/srv/"))]
+    assert not touches_host, f"not substituted, would change the host: {touches_host}"
+    shutil.copytree("/etc/profile.d", cls.profile_d, symlinks=True)
     for command in installs:  # the clone, make install and npm are done by CI (.ci/run) before the tests
-        subprocess.run(command, shell=True, check=True)
+        subprocess.run(command, shell=True, check=True, cwd=ROOT)
+    assert cls.exchange.stat().st_mode & 0o7777 == 0o1777, oct(cls.exchange.stat().st_mode)
+    assert (cls.profile_d / "rnn-course.sh").is_file(), sorted(p.name for p in cls.profile_d.iterdir())
     *adds, start = cls.block("root, in /opt/rnn-course")
     for command in adds:
         name = command.split()[-1]
@@ -124,8 +153,9 @@ def _start(cls: Class) -> None:
     stage.mkdir()
     log = open(cls.tmp / "hub.log", "w")
     exposed = [ROOT, Path(sys.prefix), Path(sys.base_prefix)]  # the checkout, its venv, the interpreter
-    cls.process = subprocess.Popen(in_private_mounts(exposed, stage, ROOT, command), env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+    overlays = {Path("/etc/profile.d"): cls.profile_d}  # what the users' login shells read
+    cls.process = subprocess.Popen(in_private_mounts(exposed, stage, ROOT, command, overlays), env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     cls.api = HubAPI(cls.url, token)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -144,6 +174,9 @@ def _start(cls: Class) -> None:
 
 
 def _stop(cls: Class) -> None:
+    for terminal in cls.terminals.values():
+        with contextlib.suppress(Exception):  # the hub, stopped next, ends the terminals anyway
+            terminal.close()
     if cls.process is not None and cls.process.poll() is None:
         os.killpg(cls.process.pid, signal.SIGTERM)  # the hub stops the users' servers and its proxy
         try:
@@ -203,20 +236,52 @@ def answered(released: dict, wrong: dict[str, str], essay: str) -> dict:
     return nb
 
 
+def _terminal_environment(terminal: Terminal) -> dict[str, str]:
+    """What a terminal's shell has: variables, its ``nbgrader``, the environment of its ``python`` (which must
+    import course_lib), whether it is a login shell."""
+    out = terminal.check(
+        "printf 'PATH0=%s\\nJCP=%s\\nEXCHANGE=%s\\nNBGRADER=%s\\n' \"${PATH%%:*}\" \"$JUPYTER_CONFIG_PATH\""
+        " \"$NBGRADER_EXCHANGE\" \"$(command -v nbgrader)\"")
+    out += terminal.check("python -c 'import sys, course_lib; print(\"PREFIX=\" + sys.prefix)'")
+    out += terminal.check("shopt -q login_shell && echo LOGIN=yes || echo LOGIN=no")
+    # the control: a login shell started without the hub's RNN_COURSE_BIN (as an ssh login would be) loses the
+    # course's environment, since /etc/profile resets PATH; the profile file leaves such a shell alone
+    out += terminal.check("env -u RNN_COURSE_BIN bash -l -c 'echo \"BARE=$(command -v nbgrader)\"'")
+    return dict(re.findall(r"^(PATH0|JCP|EXCHANGE|NBGRADER|PREFIX|LOGIN|BARE)=(.*)$", out, flags=re.M))
+
+
+def test_a_terminal_has_the_kernels_environment(hub):
+    """The README's users work in JupyterLab terminals: each must find what a notebook of theirs finds."""
+    for key in ("teacher", "ana"):
+        server = hub.servers[NAMES[key]]
+        kernel = server.python(
+            "import os, shutil, sys\n"
+            "{'PATH0': os.environ['PATH'].split(os.pathsep)[0], 'JCP': os.environ['JUPYTER_CONFIG_PATH'],"
+            " 'EXCHANGE': os.environ['NBGRADER_EXCHANGE'], 'NBGRADER': shutil.which('nbgrader'),"
+            " 'PREFIX': sys.prefix}")
+        terminal = _terminal_environment(hub.terminal(server.name))
+        assert kernel["PATH0"] == os.path.dirname(kernel["NBGRADER"]), f"the kernel's PATH: {kernel}"
+        assert {k: terminal.get(k) for k in kernel} == kernel, f"{server.name}: terminal {terminal}, kernel {kernel}"
+        assert terminal["LOGIN"] == "yes", f"{server.name}'s terminal is not a login shell"
+        assert terminal["BARE"] != kernel["NBGRADER"], \
+            f"control: a login shell without RNN_COURSE_BIN found the course's nbgrader: {terminal}"
+        assert hub.terminal(server.name).check("nbgrader --version").strip(), "nbgrader printed no version"
+
+
 def test_release_fetch_submit_collect_grade_feedback(hub):
     teacher, ana, ben = (hub.servers[NAMES[k]] for k in ("teacher", "ana", "ben"))
     course = f"/home/{teacher.name}/rnn-course"
-    teacher.shell("\n".join(hub.block("the instructor: set up")))
+    hub.type_block(teacher.name, "the instructor: set up")
 
     fetch, submit = hub.block("each student: fetch")
     nb_path = f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
     for student, wrong in ((ana, {}), (ben, {"clip_by_global_norm": WRONG_CLIP})):
-        student.shell(fetch)
+        hub.terminal(student.name).check(fetch)
         released = student.get_notebook(nb_path)
         assert "raise NotImplementedError()" in str(released), "the fetched notebook is not the student version"
         essay = f"Answer of {student.name}: near zero every step multiplies the gradient by about rho."
         student.put_notebook(nb_path, answered(released, wrong, essay))
-        student.shell(submit)
+        hub.terminal(student.name).check(submit)
 
     inbound = hub.exchange / "rnn-course" / "inbound"
     submissions = {p.name.split("+")[0]: p for p in inbound.iterdir()}
@@ -229,11 +294,11 @@ def test_release_fetch_submit_collect_grade_feedback(hub):
         f"a submission must be private to its author and the instructor's group: {modes}"
 
     # collect, grade in the sandbox (course_lib.grading, called through its command line), feedback
-    teacher.shell("\n".join(hub.block("the instructor: collect")), timeout=1200)
+    hub.type_block(teacher.name, "the instructor: collect", timeout=1200)
     (fetch_feedback,) = hub.block("each student: the feedback")
     feedback = {}
     for student in (ana, ben):
-        student.shell(fetch_feedback)
+        hub.terminal(student.name).check(fetch_feedback)
         feedback[student.name] = student.python(
             "import glob, os\n"
             f"files = glob.glob(os.path.expanduser('~/{ASSIGNMENT}/feedback/*/{ASSIGNMENT}.html'))\n"
@@ -300,6 +365,33 @@ def test_release_fetch_submit_collect_grade_feedback(hub):
                          timeout=60, allow_redirects=False)
     assert other.status_code in (302, 403, 404), f"a student reached the instructor's server: {other.status_code}"
     hub.flow_done = True
+
+
+def test_a_student_cannot_move_what_others_made_in_the_exchange(hub):
+    """The exchange is writable by everyone (nbgrader needs it so) and sticky: a student (ben, in his terminal)
+    can make, rename and delete his own entries there, but neither the course's folder (the instructor's) nor
+    a file of another student (ana's)."""
+    assert hub.flow_done, "needs the course's folder that the instructor's release made"
+    course = hub.exchange / "rnn-course"
+    assert hub.exchange.stat().st_mode & 0o7777 == 0o1777, "nbgrader's flow changed the exchange's mode"
+    ana, ben = hub.terminal(NAMES["ana"]), hub.terminal(NAMES["ben"])
+    ana_file, ben_file = hub.exchange / f"{NAMES['ana']}.txt", hub.exchange / f"{NAMES['ben']}.txt"
+    ana.check(f"echo mine > {ana_file}")
+    ben.check(f"touch {ben_file} && mv {ben_file} {ben_file}.moved && rm {ben_file}.moved")  # the control
+    ben.check(f"touch {ben_file}")  # to put in place of ana's
+    attempts = {
+        "rename the course's folder": f"mv {course} {course}.moved",
+        "rename another student's file": f"mv {ana_file} {ana_file}.moved",
+        "delete another student's file": f"rm -f {ana_file}",
+        "replace another student's file": f"mv -f {ben_file} {ana_file}",
+    }
+    outcomes = {what: ben.run(f"LC_ALL=C {command}") for what, command in attempts.items()}  # English errors
+    done = [what for what, (status, _) in outcomes.items() if status == 0]
+    assert not done, f"a student could {done} in the exchange ({oct(hub.exchange.stat().st_mode)})"
+    for what, (_, out) in outcomes.items():  # refused by the sticky bit, not for another reason
+        assert "Operation not permitted" in out, f"{what}: {out[-1000:]}"
+    assert course.is_dir() and not Path(f"{course}.moved").exists()
+    assert ana_file.read_text() == "mine\n" and not Path(f"{ana_file}.moved").exists()
 
 
 def test_formgrader_in_a_browser_grades_the_essay(hub):
@@ -375,8 +467,9 @@ def test_formgrader_in_a_browser_grades_the_essay(hub):
         "gb.close()\n"
         "r")
     assert manual == [2.0, 2.0, False], manual
-    exported = teacher.shell(f"cd {course}\n"
-                             "nbgrader export --to grades.csv >/dev/null\ncat grades.csv")
-    rows = {r["student_id"]: r for r in csv.DictReader(io.StringIO(exported.stdout))}
+    terminal = hub.terminal(teacher.name)
+    terminal.check("cd ~/rnn-course")
+    terminal.check("nbgrader export --to grades.csv")
+    rows = {r["student_id"]: r for r in csv.DictReader(io.StringIO((Path(course) / "grades.csv").read_text()))}
     assert float(rows[ana.name]["score"]) == 11.0 and float(rows[ana.name]["max_score"]) == 11.0, rows[ana.name]
     assert float(rows[NAMES["ben"]]["score"]) == 6.0, rows[NAMES["ben"]]

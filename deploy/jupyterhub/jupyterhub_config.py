@@ -12,6 +12,11 @@ Run as root, from a checkout of this repository whose ``.venv`` (``make install`
   student's ``nbgrader fetch_assignment`` finds the instructor's release); instructors' servers also read
   ``config/instructors`` (their course directory, the formgrader), students' ``config/students`` (no
   formgrader, no assignment creation). ``JUPYTER_CONFIG_PATH`` points there, so nothing is copied to /etc.
+* A JupyterLab terminal gets the same environment as the kernels: the server's variables pass to it, but it
+  runs the user's login shell, whose /etc/profile sets PATH afresh; ``profile.sh``, which root installs as
+  ``/etc/profile.d/rnn-course.sh``, puts this environment's ``bin`` (named in ``RNN_COURSE_BIN``, set for
+  the servers only) back in front. Without it ``nbgrader`` is "command not found" in a terminal; the hub
+  warns at start when the file is missing.
 * The formgrader opens in its own browser tab, at ``/user/<instructor>/formgrader``: JupyterHub forbids
   framing single-user pages (``Content-Security-Policy: frame-ancestors 'none'``), which leaves the
   formgrader panel inside JupyterLab blank (nbgrader issues #1870, #1947). We keep that protection.
@@ -84,7 +89,13 @@ def _course_environment(spawner):
         "PATH": os.pathsep.join([ENV_BIN, "/usr/local/bin", "/usr/bin", "/bin"]),  # nbgrader runs `alembic`
         "JUPYTER_CONFIG_PATH": os.pathsep.join([os.path.join(CONFIG, role), os.path.join(CONFIG, "all")]),
         "NBGRADER_EXCHANGE": exchange,  # read by config/all and by the course's own nbgrader_config.py
+        "RNN_COURSE_BIN": ENV_BIN,  # for /etc/profile.d/rnn-course.sh: the same PATH in a terminal's login shell
     })
 
 
 c.Spawner.pre_spawn_hook = _course_environment
+
+PROFILE = "/etc/profile.d/rnn-course.sh"
+if not os.path.isfile(PROFILE):
+    print(f"[rnn-course] {PROFILE} is missing: `nbgrader` will not be found in the users' JupyterLab terminals"
+          f" (install -m 0644 {os.path.join(HERE, 'profile.sh')} {PROFILE})", file=sys.stderr)
