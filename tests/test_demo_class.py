@@ -24,9 +24,9 @@ def test_runbook_demo_blocks_cover_the_whole_term_in_order():
 
     text = (ROOT / "deploy" / "RUNBOOK.md").read_text(encoding="utf-8")
     commands = "\n".join(c for _, c in runbook_blocks(text))
-    steps = ["generate_assignment", "release_assignment", "fetch_assignment", "nbgrader submit", "nbgrader collect",
-             "grading autograde", "grading extension", "generate_feedback 01_feedforward --force",
-             "release_feedback", "nbgrader export", "fetch_feedback"]
+    steps = ["lms roster", "generate_assignment", "release_assignment", "fetch_assignment", "nbgrader submit",
+             "nbgrader collect", "grading autograde", "grading extension", "generate_feedback 01_feedforward --force",
+             "release_feedback", "nbgrader export", "fetch_feedback", "lms grades"]
     positions = [commands.find(step) for step in steps]
     assert -1 not in positions, [s for s, p in zip(steps, positions, strict=True) if p == -1]
     assert positions == sorted(positions), "the runbook's term is out of order"
@@ -38,8 +38,9 @@ def test_make_demo_class_runs_a_term_and_cleans_up():
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-6000:]
     assert "every grade is as expected" in out
-    table = dict(re.findall(r"^(ana|ben|cleo|dan)\s+([\d.]+)", out, re.M))
-    assert table == {"ana": "13.0", "ben": "9.0", "cleo": "0.0", "dan": "11.7"}, out[-3000:]
+    table = dict(re.findall(r"^(ana|ben|cleo|dan|eli)\s+([\d.]+)", out, re.M))
+    assert table == {"ana": "13.0", "ben": "9.0", "cleo": "0.0", "dan": "11.7", "eli": "0.0"}, out[-3000:]
+    assert "for Canvas (canvas_grades.csv): 6 students, points possible 13" in out
     assert "your feedback, fetched: 01_feedforward/feedback/" in out
     assert not (ROOT / "_build" / "demo-class").exists(), "the demo left its folder behind"
     # everything the term wrote into the course folder is ignored by git where the course keeps it

@@ -12,7 +12,11 @@ exchange of its own, for a class of made-up students:
            unanswered (4 of 13 points lost, and nothing else: one bug costs one question)
 ``cleo``   nothing answered (the release as fetched)
 ``dan``    every answer right, two days late with a one-day extension (late penalty 10%)
+``eli``    on the class list, never submits
 =========  =====================================================================================
+
+The class list comes from a Canvas gradebook export that the demo writes (the columns Canvas documents), and
+the grades go back as the file Canvas imports; the demo checks both.
 
 nbgrader knows a student by the Unix account that runs ``nbgrader submit``, so on one account only ``you``
 can use the exchange; the others' notebooks are put where ``nbgrader collect`` (or ``zip_collect``, for an LMS
@@ -47,7 +51,7 @@ ASSIGNMENT = "01_feedforward"
 RUNBOOK_DUE = "2027-02-01 17:00:00 UTC"
 RUNBOOK_EXCHANGE = "/srv/nbgrader/exchange"
 WRONG_FORWARD = "def affine_forward(x, W, b):\n    return x @ W, (x, W)\n"  # forgets the bias
-EXPECTED = {"ana": 13.0, "ben": 9.0, "cleo": 0.0, "dan": 11.7}  # and the demo's own account: 13
+EXPECTED = {"ana": 13.0, "ben": 9.0, "cleo": 0.0, "dan": 11.7, "eli": 0.0}  # and the demo's own account: 13
 
 
 def runbook_blocks(text: str) -> list[tuple[str, str]]:
@@ -91,6 +95,18 @@ def put_submission(course: Path, student: str, nb, when: dt.datetime) -> None:
     (folder / "submission_secret.txt").write_text(secrets.token_hex(64))
 
 
+def canvas_export(path: Path, you: str) -> None:
+    """A Canvas gradebook export of the class, as Canvas writes it (an empty class: no assignment yet)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section"])
+        writer.writerow(["    Points Possible", "", "", "", ""])
+        for i, student in enumerate([you, *EXPECTED], start=1):
+            writer.writerow([f"{student.title()}son, {student.title()}", 1000 + i, f"S{i:05d}", student,
+                             "RNN 101"])
+        writer.writerow(["Student, Test", 9999, "", "", "RNN 101"])
+
+
 def sandbox_flag() -> str:
     from course_lib.grading import sandbox
 
@@ -130,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if you in EXPECTED:
         raise SystemExit(f"your account is named {you!r}, like a made-up student: run the demo as another user")
 
+    canvas_export(course / "canvas_gradebook.csv", you)
     try:
         blocks = runbook_blocks(RUNBOOK.read_text(encoding="utf-8"))
         flag = sandbox_flag()
@@ -169,6 +186,16 @@ def check(course: Path, home: Path, you: str) -> int:
               f"{row['late_submission_penalty'] if row else '-':>14}   {expected[student]}")
         if score is None or abs(score - expected[student]) > 1e-6:
             wrong.append(student)
+    with open(course / "canvas_grades.csv", newline="", encoding="utf-8") as f:
+        canvas = list(csv.DictReader(f))
+    print(f"\nfor Canvas (canvas_grades.csv): {len(canvas) - 1} students, points possible "
+          f"{canvas[0].get(ASSIGNMENT)}")
+    for row in canvas[1:]:
+        student = row["SIS Login ID"]
+        if student not in expected or abs(float(row[ASSIGNMENT]) - expected[student]) > 1e-6:
+            wrong.append(f"{student} (Canvas file: {row[ASSIGNMENT]})")
+    if sorted(r["SIS Login ID"] for r in canvas[1:]) != sorted(expected):
+        wrong.append("the Canvas file's students")
     feedback = sorted(p.relative_to(home).as_posix() for p in (home / ASSIGNMENT / "feedback").rglob("*.html"))
     reports = sorted(p.name for p in (course / "reports" / ASSIGNMENT).iterdir())
     entries = sorted(p.name + ("/" if p.is_dir() else "") for p in course.iterdir())

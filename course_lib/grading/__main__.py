@@ -50,7 +50,36 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--remove", action="store_true", help="take the student's extension back")
     e.add_argument("--course", default=".", help="the nbgrader course directory (default: current directory)")
     e.add_argument("--db-url", default=None, help="gradebook URL (default: the course's)")
+    m = sub.add_parser("misconceptions", help="rebuild the class misconception report (what each question's "
+                                              "failures were) from reports/<assignment>/verdicts.json")
+    m.add_argument("assignment", nargs="*", help="default: every assignment graded so far (and the course's report)")
+    m.add_argument("--course", default=".", help="the nbgrader course directory (default: current directory)")
+    m.add_argument("--names", action="store_true", help="list student ids in the reports (default: counts only)")
+    m.add_argument("--db-url", default=None, help="gradebook URL (default: the course's)")
+    lms = sub.add_parser("lms", help="import the class list from Canvas or Moodle, export grades to them")
+    lms_sub = lms.add_subparsers(dest="lms_command", required=True)
+    r = lms_sub.add_parser("roster", help="students from an LMS export (CSV) into the gradebook")
+    r.add_argument("file")
+    r.add_argument("--lms", choices=["canvas", "moodle"], required=True)
+    r.add_argument("--id-column", default=None, help="the column holding each student's account name "
+                                                     "(default: Canvas 'SIS Login ID', Moodle 'Username')")
+    r.add_argument("--email-local-part", action="store_true", help="(Moodle) the account name is the e-mail "
+                                                                    "address before the @")
+    g = lms_sub.add_parser("grades", help="the gradebook's scores as the LMS imports them (CSV)")
+    g.add_argument("--lms", choices=["canvas", "moodle"], required=True)
+    g.add_argument("--out", required=True, help="the CSV file to write")
+    g.add_argument("--assignment", action="append", help="only these assignments (repeatable; default: all)")
+    g.add_argument("--column", action="append", default=[], metavar="ASSIGNMENT=HEADER",
+                   help="the LMS's column for an assignment, e.g. 01_feedforward='Assignment 1 (1234)'")
+    g.add_argument("--missing", choices=["zero", "blank"], default="zero", help="no submission: 0 or empty")
+    for q_ in (r, g):
+        q_.add_argument("--course", default=".", help="the nbgrader course directory (default: current directory)")
+        q_.add_argument("--db-url", default=None, help="gradebook URL (default: the course's)")
     args = parser.parse_args(argv)
+    if args.command == "lms":
+        return lms_command(args)
+    if args.command == "misconceptions":
+        return misconceptions(args)
     if args.command == "similarity":
         return similarity(args)
     if args.command == "extension":
@@ -95,6 +124,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(digest(outcomes, maxima, paths, seconds))
+    return 0
+
+
+def lms_command(args) -> int:
+    from . import lms
+
+    try:
+        if args.lms_command == "roster":
+            people, skipped = lms.read_roster(args.file, args.lms, args.id_column, args.email_local_part)
+            lms.import_roster(args.course, people, args.lms, args.db_url)
+            print(f"{len(people)} students in the gradebook from {args.file}")
+            for line in skipped:
+                print(f"  left out: {printable(line)}")
+            return 0
+        columns = {}
+        for item in args.column:
+            name, sep, header = item.partition("=")
+            if not sep or not name or not header:
+                raise lms.LMSError(f"--column {item!r}: write ASSIGNMENT=HEADER")
+            columns[name] = header
+        left_out = lms.export_grades(args.course, args.out, args.lms, args.assignment, columns, args.missing,
+                                     args.db_url)
+    except (GradingError, lms.LMSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"grades written for {args.lms}: {args.out}")
+    if left_out:
+        print(f"  not on the imported roster, so left out: {printable(', '.join(left_out))}")
+    return 0
+
+
+def misconceptions(args) -> int:
+    """Per assignment, and for the course when several are asked for: misconceptions.csv and .html."""
+    from .misconceptions import rebuild
+
+    try:
+        paths = rebuild(args.course, args.assignment or None, names=args.names, db_url=args.db_url)
+    except (GradingError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
     return 0
 
 
