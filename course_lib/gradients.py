@@ -134,7 +134,9 @@ def predicted_rate(Wh: np.ndarray) -> float:
     Where the RNN works in its linear regime (small pre-activations, :math:`\tanh' \approx 1`), the Jacobian
     of a step is :math:`W_h`, so the gradient :math:`T - t` steps back is :math:`g_T (W_h^\top)^{T - t}`. Its
     norm grows or shrinks like :math:`\rho(W_h)^{T - t}` once the largest eigenvalues dominate (Bengio et al.,
-    1994; Pascanu et al., 2013). Saturation (:math:`\tanh' < 1`) only makes the factor smaller.
+    1994; Pascanu et al., 2013). Saturation (:math:`\tanh' < 1`) lowers the per-step *bound*
+    :math:`\|W_h\|_2 \max \tanh'`; it need not lower the rate itself when :math:`W_h` is not normal (zeroing a
+    coordinate can undo a cancellation: :math:`[[1, 1], [-1, -1]]` has radius 0, with its second row zeroed 1).
 
     Returns:
         :math:`\rho(W_h)`: below 1 the gradient vanishes geometrically, above 1 it explodes.
