@@ -29,7 +29,8 @@ buys nothing else. :func:`judge` is also what ``assert`` mode uses, so both mode
 
 Hidden tests draw their inputs from :attr:`Test.rng`, seeded from an instructor secret when the grader sets
 one (``RNN_COURSE_GRADING_KEY`` in the kernel, derived from ``RNN_COURSE_GRADING_SECRET``; see
-:func:`grading_key`), so the published hidden tests reveal no expected value. Without a secret, fixed seeds.
+:func:`grading_key`; the sandboxed grader passes only the key of the one notebook, :func:`scoped_key`), so the
+published hidden tests reveal no expected value. Without a secret, fixed seeds.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import hashlib
 import hmac
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -46,6 +48,9 @@ from typing import Any
 import numpy as np
 
 MIME = "application/x-course-check+json"
+# what a stub of a reference module publishes when it is imported in the grader's sandbox (see blocked_import)
+BLOCKED_MIME = "application/x-course-blocked+json"
+BLOCKED_MESSAGE = "{module} is not available while your assignment is graded: answers must do their own work"
 MODES = ("assert", "record", "reference")
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 _DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16",
@@ -75,8 +80,35 @@ def grading_key(secret: str | None = None, student: str | None = None) -> str:
     return hmac.new(secret.encode(), student.encode(), hashlib.sha256).hexdigest()
 
 
+def scoped_key(key: str, scope: str) -> str:
+    """HMAC-SHA256(key, scope), or "" without a key: the key one notebook's kernel gets from the grader.
+
+    The grader hands a kernel only the key of that notebook (``scope`` = ``"<assignment>/<notebook>"``), never
+    the secret nor the student's (or class's) key: a kernel can print what it holds, and this key reveals the
+    hidden inputs of that one notebook, which its functions are called with anyway.
+    """
+    return hmac.new(key.encode(), scope.encode(), hashlib.sha256).hexdigest() if key else ""
+
+
 def _kernel_key() -> str:
     return os.environ.get("RNN_COURSE_GRADING_KEY") or grading_key()
+
+
+def blocked_import(module: str) -> str:
+    """The message of a stubbed reference module's ImportError; in a kernel, also publish the attempt.
+
+    The stubs of the grader's restricted course_lib call this as they raise, so an import of a reference
+    module is reported (as data under :data:`BLOCKED_MIME`, which the grader reads from the cell's outputs)
+    even when the answer builds the module's name at run time or catches the ImportError.
+    """
+    text = BLOCKED_MESSAGE.format(module=module)
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    if shell is not None and getattr(shell, "display_pub", None) is not None:
+        try:
+            shell.display_pub.publish({BLOCKED_MIME: {"module": str(module)[:200]}}, metadata={})
+        except Exception:
+            pass
+    return text
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -163,20 +195,41 @@ class Opaque:
 
 
 def rel_error(a, b) -> float:
-    """max |a - b| / max(1e-8, max(|a| + |b|)), the course's relative error."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    """max |a - b| / max(1e-8, max(|a| + |b|)), the course's relative error (complex if either is complex)."""
+    a, b = np.asarray(a), np.asarray(b)
+    dtype = np.complex128 if "c" in (a.dtype.kind, b.dtype.kind) else np.float64
+    a, b = a.astype(dtype), b.astype(dtype)
     return float(np.max(np.abs(a - b), initial=0.0) / max(1e-8, float(np.max(np.abs(a) + np.abs(b), initial=0.0))))
 
 
 def _as_array(value):
     if isinstance(value, (list, tuple)):
         try:
+            if _is_complex(value):  # float64 would drop the imaginary parts
+                return np.asarray(value, dtype=np.complex128)
             return np.asarray(value, dtype=np.float64)
         except (ValueError, TypeError):
             return None
     if isinstance(value, (bool, int, float, np.ndarray, np.generic)):
         return np.asarray(value)
     return None
+
+
+def _is_complex(value) -> bool:
+    """Whether ``value`` (decoded plain data) holds complex numbers anywhere."""
+    if isinstance(value, (complex, np.complexfloating)):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind == "c"
+    if isinstance(value, (list, tuple)):
+        return any(_is_complex(v) for v in value)
+    if isinstance(value, dict):
+        return any(_is_complex(v) for v in value.values())
+    return False
+
+
+COMPLEX = "has complex values where real numbers are expected (a complex number or dtype somewhere, e.g. " \
+          "np.emath, np.fft or a literal like 1j?)"
 
 
 def _type_name(value) -> str:
@@ -197,7 +250,11 @@ def _diagnose_array(a: np.ndarray, e: np.ndarray, tol: float, hints: dict[str, A
         return f"has dtype {a.dtype} where floating point values are expected"
     if a.dtype.kind not in "biufc":
         return f"is not numeric ({a.dtype})"
-    af, ef = a.astype(np.float64), e.astype(np.float64)
+    if a.dtype.kind == "c" and e.dtype.kind != "c":
+        return COMPLEX
+    cplx = e.dtype.kind == "c"
+    af, ef = (a.astype(np.complex128), e.astype(np.complex128)) if cplx else (a.astype(np.float64),
+                                                                             e.astype(np.float64))
     if not np.all(np.isfinite(af)) and np.all(np.isfinite(ef)):
         return "contains nan or inf where the expected values are all finite (an overflow, e.g. exp of " \
                "large numbers, or a division by zero?)"
@@ -208,7 +265,7 @@ def _diagnose_array(a: np.ndarray, e: np.ndarray, tol: float, hints: dict[str, A
             return message
     if not np.any(af) and np.any(ef):
         return "is all zeros"
-    denominator = float(np.sum(ef * ef))
+    denominator = 0.0 if cplx else float(np.sum(ef * ef))
     if denominator > 0 and a.size > 1 and np.all(np.isfinite(af)):  # one number is always a multiple of another
         c = float(np.sum(af * ef)) / denominator
         if abs(c) > 1e-12 and rel_error(af, c * ef) <= max(tol, 1e-9) and abs(c - 1) > 1e-6:
@@ -254,8 +311,11 @@ def _judge_close(value, expected, tol: float, hints: dict[str, Any]) -> str | No
         return f"is a {_type_name(value)} where an array or number is expected"
     if e is None:
         return "cannot be compared (the reference is not numeric)"
+    if a.dtype.kind == "c" and e.dtype.kind != "c":  # astype(float64) would drop the imaginary part
+        return COMPLEX
     if a.shape == e.shape and a.dtype.kind in "biufc" and e.dtype.kind in "biufc":
-        af, ef = a.astype(np.float64), e.astype(np.float64)
+        dtype = np.complex128 if e.dtype.kind == "c" else np.float64
+        af, ef = a.astype(dtype), e.astype(dtype)
         finite_match = np.array_equal(np.isfinite(af), np.isfinite(ef))
         if finite_match and rel_error(np.nan_to_num(af), np.nan_to_num(ef)) <= tol and \
                 not (e.dtype.kind == "f" and a.dtype.kind in "biu"):
@@ -286,6 +346,8 @@ def _judge_rule(value, rule: str, params: dict) -> str | None:
         shape = tuple(params["shape"])
         return None if a is not None and a.shape == shape else \
             f"has shape {None if a is None else a.shape} where {shape} is expected"
+    if a is not None and a.dtype.kind == "c":
+        return COMPLEX
     if a is None or a.dtype.kind not in "biuf":
         return f"is a {_type_name(value)} where numbers are expected"
     a = a.astype(np.float64)
@@ -321,6 +383,8 @@ def judge(spec: dict, value: Any, expected: Any = None, mistakes: dict[str, Any]
         return f"is a {value.type_name}, which the grader cannot read back as numbers or text"
     if kind == "close":
         problem = _judge_close(value, expected, float(spec.get("tol", 1e-7)), mistakes or {})
+    elif kind == "equal" and _is_complex(value) and not _is_complex(expected):
+        problem = COMPLEX
     elif kind == "equal":
         problem = None if _equal(value, expected) else (
             f"is {value!r} where another value is expected" if not spec.get("hidden") and

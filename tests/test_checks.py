@@ -60,6 +60,22 @@ def test_judge_diagnoses_common_mistakes_without_showing_the_answer():
     assert judge(rule, [4.0, 1.0], None) is None and "does not decrease" in judge(rule, [4.0, 3.0], None)
 
 
+def test_complex_values_never_pass_a_real_check():
+    """astype(float64) drops the imaginary part: a complex result must be refused, not compared as its real part."""
+    e = np.arange(1.0, 7.0).reshape(2, 3)
+    close, equal = {"kind": "close", "tol": 1e-7}, {"kind": "equal"}
+    for value in (e + 1j, e.astype(np.complex128), np.complex128(2.0), [e + 1j, e]):
+        expected = [e, e] if isinstance(value, list) else (2.0 if np.ndim(value) == 0 else e)
+        assert "complex" in judge(close, decode(encode(value)), expected)
+    assert "complex" in judge(equal, decode(encode(np.array([1, 2], dtype=np.complex64))), np.array([1, 2]))
+    assert "complex" in judge(equal, decode(encode((np.complex128(3.0),))), (3,))
+    assert "complex" in judge({"kind": "rule", "rule": "finite", "params": {}}, decode(encode(e + 0j)), None)
+    # a complex expected value is compared as complex, imaginary part included
+    assert judge(close, e + 1j, e + 1j) is None and judge(equal, e + 1j, e + 1j) is None
+    assert judge(close, e + 2j, e + 1j) is not None and judge(close, e + 0j, e + 1j) is not None
+    assert checks.rel_error(1 + 1j, 1 - 1j) > 0.5
+
+
 def test_assert_mode_raises_with_the_message(monkeypatch):
     monkeypatch.setenv("RNN_COURSE_CHECKS", "assert")
     t = Test("demo")

@@ -138,6 +138,121 @@ def test_runner_kernel_is_ipykernel_with_the_folder_on_its_path_and_the_checks_m
     assert cells["2"]["records"] == [{"v": 1}] and cells["2"]["outputs"] == []
 
 
+def run_job(tmp_path, cells, **extra):
+    job = {"cells": cells, "env": {}, "kernel_name": "python3", "cell_timeout": 60, "startup_timeout": 120,
+           "output_limit": 100_000, "workdir": str(tmp_path), **extra}
+    done = subprocess.run([sys.executable, "-I", "-m", "course_lib.grading.runner"], input=json.dumps(job),
+                          capture_output=True, text=True, timeout=300)
+    return json.loads(done.stdout)
+
+
+SEND = ("k = get_ipython().kernel\n"
+        "send = lambda kind, content: k.session.send(k.iopub_socket, kind, content, parent=k.get_parent())\n")
+
+
+def test_runner_keeps_only_valid_fields_of_kernel_messages_within_the_budget(tmp_path):
+    """What a submission sends on its kernel's iopub channel: counted, rebuilt as valid nbformat, or dropped."""
+    crafted = SEND + (
+        "send('execute_input', {'code': 'x' * 500_000, 'execution_count': '9' * 500_000})\n"
+        "send('display_data', {'data': {'text/plain': 'hi'}, 'metadata': {}, 'execution_count': 'x'})\n"
+        "send('execute_result', {'data': {'text/plain': 5, 'application/json': {'a': 1}}, 'metadata': [],\n"
+        "                        'execution_count': -3})\n"
+        "send('stream', {'name': 'evil', 'text': ['a', 'b']})\n"
+        "send('error', {'ename': 1, 'evalue': None, 'traceback': 'tb'})\n"
+        "send('comm_open', {'comm_id': 'c', 'target_name': 'jupyter.widget', 'data': {'state': {'v': 'w' * 1000}}})\n"
+        "pass\n"
+    )
+    cells = run_job(tmp_path, [{"index": 1, "kind": "student", "source": crafted},
+                               {"index": 2, "kind": "student", "source": "1 + 1"}])["cells"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("", outputs=[nbformat.from_dict(o)
+                                                                                  for o in c["outputs"]],
+                                                                      execution_count=c["execution_count"])
+                                         for c in cells.values()])
+    nbformat.validate(nb)
+    assert len(json.dumps(cells)) < 10_000  # the forged execution count and code are gone, not stored
+    outputs = cells["1"]["outputs"]
+    assert [o["output_type"] for o in outputs] == ["display_data", "execute_result", "stream", "error"]
+    assert outputs[1]["data"] == {"text/plain": "5", "application/json": {"a": 1}}
+    assert outputs[2] == {"output_type": "stream", "name": "stdout", "text": "ab"}
+    assert cells["2"]["execution_count"] == 2
+    flood = SEND + "send('display_data', {'data': {}, 'metadata': {}, 'execution_count': '9' * 200_000})\n"
+    result = run_job(tmp_path, [{"index": 1, "kind": "student", "source": flood}])
+    assert result["cells"]["1"]["status"] == "output_limit"  # every field of an output counts
+
+
+def test_outputs_are_rebuilt_valid_and_redacted():
+    from course_lib.grading import outputs
+
+    pattern = outputs.redactor(["0123456789abcdef", "short"])
+    out = outputs.clean_output({"output_type": "stream", "name": "stdout", "text": ["key ", "0123456789ABCDEF"],
+                                "execution_count": "x"}, pattern)
+    assert out == {"output_type": "stream", "name": "stdout", "text": "key [redacted]"}
+    out = outputs.clean_output({"output_type": "execute_result", "data": {"text/plain": ["a"]}, "metadata": None,
+                                "execution_count": 10**20})
+    assert out == {"output_type": "execute_result", "data": {"text/plain": "a"}, "metadata": {},
+                   "execution_count": None}
+    assert outputs.clean_output({"output_type": "widget"}) is None and outputs.clean_output("x") is None
+    assert [outputs.execution_count(v) for v in (3, True, -1, "3", 2**40, None)] == [3, None, None, None, None, None]
+    assert outputs.language_info({"name": "python", "version": 3, "codemirror_mode": {"name": "ipython"}}) == \
+        {"name": "python", "codemirror_mode": {"name": "ipython"}}
+
+
+def test_restore_code_rebinds_the_instructors_course_lib_imports_but_not_the_answers():
+    from course_lib.grading.reference import restore_code
+
+    setup = ("import numpy as np\nfrom course_lib.checks import Test, reference\n"
+             "from course_lib.testing import stand_ins, steps_per_example\nfrom course_lib.rnn import rnn_forward\n")
+    code = restore_code([setup], ["course_lib.checks", "course_lib.testing"], {"stand_ins"})
+    assert code.splitlines() == ["__import__('sys').modules.pop('course_lib.checks', None)",
+                                 "__import__('sys').modules.pop('course_lib.testing', None)",
+                                 "from course_lib.checks import Test, reference",
+                                 "from course_lib.testing import steps_per_example"]
+    assert restore_code(["import numpy as np"], ["course_lib.checks"]) == ""
+    namespace = {"steps_per_example": lambda *a: 0.0}
+    import course_lib.testing as testing
+
+    original = testing.python_steps
+    try:
+        testing.python_steps = lambda *a, **k: 0  # a patch of the module, as a submission could make
+        exec(code, namespace)
+        assert namespace["steps_per_example"](lambda x: [v for v in x], lambda n: (list(range(n)),)) > 0.5
+    finally:
+        testing.python_steps = original
+        import sys
+
+        sys.modules["course_lib.testing"], sys.modules["course_lib.checks"] = testing, checks_module()
+
+
+def checks_module():
+    import course_lib.checks
+
+    return course_lib.checks
+
+
+def test_the_grader_removes_its_temporary_folder_even_when_interrupted(tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    from course_lib.grading import pool
+
+    course = make_course(tmp_path / "course")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(sandbox, "available", lambda: (True, ""))
+    made = []
+
+    def interrupted(self, students, progress=True):
+        made.append(os.listdir(temp))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pool.Grader, "grade_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        autograde(course, ASSIGNMENT, progress=False)
+    assert made and made[0] and made[0][0].startswith("grading-course-lib-")  # it was there (a test that can fail)
+    assert os.listdir(temp) == []
+
+
 def test_sandbox_command_isolates_the_submission(tmp_path):
     (tmp_path / "data.csv").write_text("1,2\n")
     cmd, env = sandbox.command(str(tmp_path), Limits(), slot=1)

@@ -7,7 +7,9 @@ autograded folders of the corpus (source, release, all submissions, nbgrader_con
 on 127.0.0.1 outside the sandbox received no connection. Some cases also plant files next to the notebook
 (a FIFO or a link as ``timestamp.txt``, a link to a root-only file), have odd folder names (a spreadsheet
 formula, a leading dash, control characters, bytes that are not UTF-8), or are checked afterwards in
-``nbgrader generate_feedback`` (a ``<script>`` printed, hidden tests printed from ``_ih``/``linecache``).
+``nbgrader generate_feedback`` (a ``<script>`` printed, hidden tests printed from ``_ih``/``linecache``, crafted
+kernel messages). A second run grades one case with an instructor secret and per-student inputs, to check that
+no grading key reaches the autograded notebook or the feedback.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import platform
 import socket
 import threading
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -147,6 +150,30 @@ CALL_REFERENCE = (
     "    thread.join()\n"
     "    return box[0]\n"
 )
+
+
+# --- the smaller breaks (issue: a student with the source open) ---
+COMPLEX = "def affine_forward(x, W, b):\n    return x @ W + b + 1j, (x, W)\n"  # the real part is right
+# messages sent on the kernel's own iopub channel, as the cell that runs (nbclient files them under it)
+SEND = ("k = get_ipython().kernel\n"
+        "send = lambda kind, content: k.session.send(k.iopub_socket, kind, content, parent=k.get_parent())\n")
+HUGE_EXECUTION_COUNT = SEND + "send('execute_input', {'code': '', 'execution_count': '9' * (60 << 20)})\npass\n"
+CRAFTED_DISPLAY = SEND + ("send('display_data', {'data': {'text/plain': 'hi'}, 'metadata': {},\n"
+                          "                      'execution_count': 'x'})\npass\n")
+DYNAMIC_IMPORT = (  # a module name built at run time, and the ImportError swallowed
+    "import importlib\n"
+    "def affine_forward(x, W, b):\n"
+    "    try:\n"
+    "        return importlib.import_module('course_lib.' + 'feed' + 'forward').affine_forward(x, W, b)\n"
+    "    except ImportError:\n"
+    "        return np.zeros((x.shape[0], W.shape[1])), (x, W)\n"
+)
+LOOPING = ("def affine_forward(x, W, b):\n"  # right values, with the Python loop over examples the rule forbids
+           "    return np.stack([row @ W + b for row in x]), (x, W)\n")
+FAKE_RULE = LOOPING + "steps_per_example = lambda *args, **kwargs: 0.0\n"
+FAKE_RULE_MODULE = LOOPING + "import course_lib.testing as _t\n_t.python_steps = lambda *args, **kwargs: 0\n"
+PRINTS_KEY = "import os\nprint('KEY', os.environ.get('RNN_COURSE_GRADING_KEY'))\nprint('ENV', dict(os.environ))\n"
+SECRET = "spring 2027, section B"
 
 
 def corpus(course, port: int) -> dict[str, tuple]:
@@ -311,9 +338,9 @@ def corpus(course, port: int) -> dict[str, tuple]:
         "keyring_probe": (insert_after(sol, "plot", KEYRING.format(mode="probe", **SYSCALLS)), FULL, set()),
         "cpu_hog": (insert_after(sol, "plot", CPU_HOG.format(burners=30 if sandbox.cgroups().version else 1)),
                     FULL, {"timed out"}),
-        "fifo_timestamp": (sol, FULL, set()),
-        "dev_zero_timestamp": (sol, FULL, set()),
-        "link_to_root_file": (sol, FULL, set()),
+        "fifo_timestamp": (sol, FULL, {"file left out"}),  # reported since the smaller breaks, item 4
+        "dev_zero_timestamp": (sol, FULL, {"file left out"}),
+        "link_to_root_file": (sol, FULL, {"file left out"}),
         "=SUM(1,2)": (sol, FULL, set()),
         "-dash": (sol, FULL, set()),
         "ctl\x1b[31mred\x07": (sol, FULL, set()),
@@ -330,6 +357,15 @@ def corpus(course, port: int) -> dict[str, tuple]:
                          set()),
         "calls_reference_thread": (with_source(sol, "affine_forward", CALL_REFERENCE), expect(affine_forward=0),
                                    {"used the reference"}),
+        # --- the smaller breaks ---
+        "complex_values": (with_source(sol, "affine_forward", COMPLEX), expect(affine_forward=0), set()),
+        "huge_execution_count": (insert_after(sol, "setup", HUGE_EXECUTION_COUNT), FULL, set()),
+        "crafted_display": (insert_after(sol, "setup", CRAFTED_DISPLAY), FULL, set()),
+        "imports_reference_at_run_time": (with_source(sol, "affine_forward", DYNAMIC_IMPORT),
+                                          expect(affine_forward=0), {"used the reference"}),
+        "fabricated_rule": (with_source(sol, "affine_forward", FAKE_RULE), expect(affine_forward=0), set()),
+        "fabricated_rule_module": (with_source(sol, "affine_forward", FAKE_RULE_MODULE), expect(affine_forward=0),
+                                   set()),
     }
 
 
@@ -381,20 +417,22 @@ def graded(tmp_path_factory):
     keys_before = key_users()
     generated = ("gradebook.db", "reports", "feedback", *(f"autograded/{s}" for s in cases))
     before = tree_hashes(course, exclude=generated)
+    temp = tmp_path_factory.mktemp("grader-temp")  # the grader's temporary folders: none may stay behind
     result = run(course, "course_lib.grading", "autograde", ASSIGNMENT, "--workers", "2", "--quiet",
-                 "--limits", LIMITS, *[f"--student={s}" for s in cases])  # =: a name may start with '-'
+                 "--limits", LIMITS, *[f"--student={s}" for s in cases],  # =: a name may start with '-'
+                 extra_env={"TMPDIR": str(temp)})
     listener.close()
     with open(course / "reports" / ASSIGNMENT / "problems.csv") as f:
         problems: dict[str, list[tuple[str, str]]] = {}
         for row in csv.DictReader(f):
             problems.setdefault(row["student"], []).append((row["kind"], row["reason"]))
     feedback = [run(course, "nbgrader", "generate_feedback", ASSIGNMENT, "--student", student, check=False)
-                for student in ("script_output", "leaks_hidden_tests")]
+                for student in ("script_output", "leaks_hidden_tests", "crafted_display", "huge_execution_count")]
     yield {"course": course, "db_url": db_url, "cases": cases, "scores": scores(db_url), "problems": problems,
            "victim_rows": victim_rows, "rows": gradebook_rows(db_url), "before": before,
            "after": tree_hashes(course, exclude=generated),
            "connections": listener.connections, "stdout": result.stdout, "stderr": result.stderr,
-           "feedback": feedback,
+           "feedback": feedback, "temp_left": sorted(os.listdir(temp)),
            "keys_before": keys_before, "keys_after": key_users()}
 
 
@@ -406,7 +444,8 @@ CASES = [
     "wrong_kernel", "keyring_store", "keyring_probe", "cpu_hog", "fifo_timestamp", "dev_zero_timestamp",
     "link_to_root_file", "=SUM(1,2)", "-dash", "ctl\x1b[31mred\x07", NOT_UTF8, "script_output",
     "leaks_hidden_tests", "deleted_locked", "duplicated_locked", "junk_markdown", "forges_records", "hooks_checks",
-    "calls_reference_thread",
+    "calls_reference_thread", "complex_values", "huge_execution_count", "crafted_display",
+    "imports_reference_at_run_time", "fabricated_rule", "fabricated_rule_module",
 ]
 
 
@@ -542,3 +581,76 @@ def test_feedback_redacts_output_that_quotes_hidden_tests(graded):
     html = feedback_html(graded, "leaks_hidden_tests")
     assert not any(secret in flat(html) for secret in secrets)
     assert REDACTED.strip()[:40] in html
+
+
+# --- the smaller breaks -------------------------------------------------------------------------------------
+
+
+def autograded(graded, student) -> Path:
+    return graded["course"] / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", ["huge_execution_count", "crafted_display"])
+def test_kernel_messages_stay_within_the_budget_and_the_notebook_stays_valid(graded, student):
+    path = autograded(graded, student)
+    assert path.stat().st_size < 2 * 1024 * 1024, path.stat().st_size  # LIMITS: output=2 (MiB)
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)  # generate_feedback reads it
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    assert all(n is None or type(n) is int for n in counts), counts
+    feedback_html(graded, student)
+
+
+@pytest.mark.slow
+def test_left_out_files_are_reported_with_their_names(graded):
+    problems = graded["problems"]
+    assert ("file left out", "stolen.txt: is a symbolic link") in problems["link_to_root_file"]
+    assert ("file left out", "timestamp.txt: is not a regular file") in problems["fifo_timestamp"]
+    assert "link_to_root_file: file left out: stolen.txt: is a symbolic link" in graded["stdout"]
+
+
+@pytest.mark.slow
+def test_an_import_of_the_reference_under_a_built_name_is_reported(graded):
+    (kind, reason), = graded["problems"]["imports_reference_at_run_time"]
+    assert kind == "used the reference" and "course_lib.feedforward" in reason
+    nb = nbformat.read(autograded(graded, "imports_reference_at_run_time"), as_version=4)
+    assert "x-course-blocked" not in json.dumps([c.get("outputs", []) for c in nb.cells])  # data, not output
+
+
+@pytest.mark.slow
+def test_the_grader_leaves_no_temporary_folder(graded):
+    assert graded["temp_left"] == []
+
+
+@pytest.fixture(scope="module")
+def keyed(graded, tmp_path_factory):
+    """One submission that prints its kernel's key and environment, graded with a secret, per student."""
+    course = graded["course"]
+    student = "prints_key"
+    submit(course, student, insert_after(source_nb(), "setup", PRINTS_KEY))
+    secret = tmp_path_factory.mktemp("secret") / "secret.txt"
+    secret.write_text(SECRET)
+    run(course, "course_lib.grading", "autograde", ASSIGNMENT, "--student", student, "--quiet", "--limits", LIMITS,
+        "--secret-file", str(secret), "--per-student-inputs")
+    feedback = run(course, "nbgrader", "generate_feedback", ASSIGNMENT, "--student", student, check=False)
+    html = course / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    assert html.exists(), feedback.stdout[-2000:] + feedback.stderr[-3000:]
+    return {"student": student, "scores": scores(graded["db_url"])[student],
+            "autograded": autograded(graded, student).read_text(), "feedback": html.read_text()}
+
+
+@pytest.mark.slow
+def test_no_grading_key_is_written_back(keyed):
+    import hashlib
+    import hmac
+
+    from course_lib.checks import grading_key
+
+    student_key = grading_key(SECRET, keyed["student"])
+    notebook_key = hmac.new(student_key.encode(), f"{ASSIGNMENT}/{ASSIGNMENT}".encode(), hashlib.sha256).hexdigest()
+    keys = [SECRET, student_key, grading_key(SECRET, ""), notebook_key]
+    assert keyed["scores"] == FULL
+    for text in (keyed["autograded"], keyed["feedback"]):
+        assert not any(key.lower() in text.lower() for key in keys)
+    assert "KEY [redacted]" in keyed["autograded"]  # the kernel did print its key (so this test can fail)

@@ -13,11 +13,14 @@ submission into the standard nbgrader gradebook, like ``nbgrader autograde``, bu
 Modules, in the order a submission meets them: :mod:`.reference` (trusted: the source notebook's reference
 run, once per class or per student, and the restricted course_lib), :mod:`.prepare` (trusted, with the
 gradebook: nbgrader's sanitizing plus metadata reset and restoration of deleted tests), :mod:`.sandbox` and
-:mod:`.runner` (the only untrusted execution), :mod:`.verdict` (trusted: compares the submission's check
+:mod:`.runner` (the only untrusted execution; :mod:`.outputs` rebuilds what its kernel sends as valid
+notebook outputs, there and again in the parent), :mod:`.verdict` (trusted: compares the submission's check
 records with the reference's), :mod:`.scoring` (trusted: nbgrader's scoring preprocessors write the
 gradebook), :mod:`.summary`, :mod:`.similarity` (trusted: near-copies for review, no score). :mod:`.pool`
-runs the pool (and holds :func:`autograde`); :mod:`.feedback` is nbgrader's ``generate_feedback``
-preprocessor.
+runs the pool (and holds :func:`autograde`); :mod:`.slurm` hands the sandboxed runs to Slurm array tasks
+instead (``--backend slurm``: the same sandbox on the nodes, plain data back, the rest stays here);
+:mod:`.feedback` is nbgrader's ``generate_feedback`` preprocessor; :mod:`.watch` grades each submission as it
+arrives in the exchange (``python -m course_lib.grading watch``).
 
 Threat model
 ------------
@@ -33,16 +36,42 @@ reference run, under the reference run's tolerance, rule and hints (:func:`cours
 the student's copy of a check's specification is ignored. A check with no value, two values, or a wrong one
 fails. So patching IPython, ``showtraceback``, ``sys.stderr``, the display publisher, the assertion modules,
 ``course_lib.checks`` itself, or forging records, gains nothing: to score, a submission must hand back the
-right values for the test's inputs. What remains: a submission that computes the right values *somehow*
-scores, for instance by embedding answers precomputed from the public notebook; an instructor secret
-(``RNN_COURSE_GRADING_SECRET`` or ``--secret-file``; per student with ``--per-student-inputs``) draws the hidden
-tests' inputs from values the public repository does not reveal. Rule checks (e.g. "the loss decreases")
-judge a property of handed-back values, which a submission could fabricate; they carry few points.
+right values for the test's inputs. A check that compares numbers refuses complex values unless the
+expected value is complex (it never compares a real part alone). What remains: a submission that computes
+the right values *somehow* scores, for instance by embedding answers precomputed from the public notebook; an
+instructor secret (``RNN_COURSE_GRADING_SECRET`` or ``--secret-file``; per student with
+``--per-student-inputs``) draws the hidden tests' inputs from values the public repository does not reveal.
+
+*Rule checks* (e.g. "no Python loop over the examples", measured by ``course_lib.testing.steps_per_example``)
+judge a property of a value that is *measured in the kernel*, and a failed rule fails its whole test cell.
+Before each graded test cell the runner silently rebinds the names the instructor's cells import from
+course_lib (``Test``, ``steps_per_example``...) from freshly imported modules (:func:`.reference.restore_code`),
+so rebinding such a name in the notebook or patching a course_lib module gains nothing (tested). A submission
+that hooks the interpreter itself (IPython's pre-run events or input transformers, ``sys.settrace``) can
+still make a rule pass that should fail; the cell's value checks still need the right values.
+
+*Kernel messages.* Whatever the kernel sends (student code can send any message on its kernel's channels),
+the runner keeps only what a notebook holds, rebuilt with valid types (:mod:`.outputs`): every output message
+counts, all its fields, against the ``output`` budget; an execution count is kept only if it is an int in
+[0, 2**31); comm (widget) and other messages are dropped. The parent rebuilds every output again before it
+writes ``autograded/``, so the notebook is valid nbformat and ``nbgrader generate_feedback`` reads it (tested:
+a 60 MiB execution count, a display message with a string execution count).
+
+*Keys.* The kernel never receives the secret, nor the student's (or the class's) derived key: only a key for
+the one notebook it grades (:func:`course_lib.checks.scoped_key` of ``<assignment>/<notebook>``), which yields
+that notebook's hidden inputs, which the student's functions receive anyway. The secret and these keys are
+redacted (any case) from everything the kernel printed before the autograded notebook, and so the feedback,
+is written (tested); an *encoded* copy is not recognised, which reveals that one notebook's inputs only.
+What remains: a student who prints the hidden inputs in a graded run reads them in the feedback, and a
+regrade of a resubmission uses the same inputs (the key does not change between runs).
 
 *The reference is absent.* The sandbox binds a restricted copy of course_lib over the real one: the modules
 the source notebook lists (``"course": {"sandbox_modules": [...]}``), ``course_lib.checks`` and the grading
 runner; every other module is a stub that raises ``ImportError``. No thread, profile hook or import trick can
-call code that is not there. Attempts are reported (a static scan of the answers and the stubs' errors).
+call code that is not there. Attempts are reported as "used the reference": a static scan of the answers, and
+the stubs themselves, which publish each import as data, whatever name it was built from at run time and
+whether or not the answer catches the error (tested). A submission that first disables the kernel's display
+publisher can keep an attempt out of the report (it still gains nothing).
 
 *Confinement (holds against any code).* Student code runs only in the sandbox: it cannot reach the network
 (not even 127.0.0.1 of the host), cannot see or change the course directory, the gradebook, the reference
@@ -62,20 +91,33 @@ trusted parent writes the gradebook, from notebooks it sanitized itself (locked 
 when deleted or duplicated, grade metadata reset, fake graded cells and junk metadata disarmed, deleted tests
 put back, malformed files scored zero). The parent reads submitted files without following symbolic links or
 opening FIFOs or devices, with size caps, so a submission can neither hang nor exhaust the grader nor copy a
-file it could not read into ``autograded/``; odd folder names (not UTF-8, control characters, formulas, a
-leading dash) are escaped in every report and never stop the run.
+file it could not read into ``autograded/``; each file left out (a link, a FIFO, a device, too large) is
+reported as "file left out" with its name (tested); odd folder names (not UTF-8, control characters, formulas,
+a leading dash) are escaped in every report and never stop the run. The grader's temporary folders (the
+restricted course_lib copies, the working copies) are removed when the run ends, also on an error or Ctrl-C.
 
 *Feedback (holds against any output).* nbgrader's ``generate_feedback`` (with :mod:`.feedback`) shows no
 hidden test source, no output that contains a line of the hidden tests (verbatim up to whitespace, quotes and
 escapes; an *encoded* copy, e.g. base64, is not recognised), and nothing a student wrote as active HTML or
 JavaScript. A failed check's message says what was checked and the likely mistake, never the expected value.
 
+*Grading on submission* (:mod:`.watch`). The exchange's inbound folder is writable by every student, so the
+watcher believes nothing a submission says about itself: its time (for attempts, the cool-down, the due
+date, and the ``timestamp.txt`` the gradebook and the late penalty read) is when its folder last changed (its
+ctime, which no user can set back), not its name or its ``timestamp.txt``; it is taken as ``<student>``'s only
+if the Unix user of that name owns its folder (or the watcher's own user does); ids outside
+``[A-Za-z0-9_.@-]`` are ignored; its files are copied without following links or opening FIFOs, with size and
+count caps. So a student can neither spend another's attempts nor replace another's grade by naming a folder
+after them, nor date a submission back (tested). A student who submits in a loop delays the others by at
+most the gradings under way. (``nbgrader collect`` itself trusts the name and ``timestamp.txt``.)
+
 *Limits (what is not claimed).* The separate uid per worker exists only when the grader runs as root
 (tested); as a normal user, RLIMIT_NPROC is counted against that user, so without cgroups one submission's
 processes count against the others' (not tested here). Under plain ``nbgrader autograde`` (in-process, no
-sandbox) the same test cells compare in the student's process and can be fooled there: use this command for
-grades that must hold. The similarity report (:mod:`.similarity`) flags near-copies for a human; it neither
-proves nor rules out copying, and changes no score.
+sandbox) the same test cells compare in the student's process and can be fooled there, and the secret
+itself (``RNN_COURSE_GRADING_SECRET`` in the environment) is in that process, where a submission can print
+it: use this command for grades that must hold. The similarity report (:mod:`.similarity`) flags
+near-copies for a human; it neither proves nor rules out copying, and changes no score.
 """
 
 __all__ = ["GradingError", "Limits", "Outcome", "autograde"]

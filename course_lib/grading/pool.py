@@ -28,9 +28,9 @@ from nbgrader.coursedir import CourseDirectory
 from tqdm.auto import tqdm
 from traitlets.config.loader import PyFileConfigLoader
 
-from course_lib.checks import grading_key
+from course_lib.checks import grading_key, scoped_key
 
-from . import reference, sandbox, scoring
+from . import outputs, reference, sandbox, scoring
 from .limits import Limits
 from .prepare import MAX_FILE_BYTES, Prepared, SourceInfo, copy_files, load_source_info, prepare, read_regular
 from .verdict import Verdict, apply, decide
@@ -124,13 +124,12 @@ class Grader:
 
     def __init__(self, root, assignment: str, db_url: str | None = None, limits: Limits | None = None,
                  use_sandbox: bool = True, workers: int | None = None, secret: str | None = None,
-                 per_student: bool = False):
+                 per_student: bool = False, backend=None):
         self.config, self.coursedir = load_course(root, db_url)
         self.secret = os.environ.get("RNN_COURSE_GRADING_SECRET", "") if secret is None else secret
         self.per_student = bool(per_student and self.secret)
         self.references: dict[tuple[str, str], dict[str, list[dict]]] = {}
         self.reference_lock = threading.Lock()
-        self.private = tempfile.mkdtemp(prefix="grading-course-lib-")  # restricted course_lib per notebook
         self.restricted: dict[str, str] = {}
         self.assignment = assignment
         self.db_url = self.coursedir.db_url
@@ -138,6 +137,7 @@ class Grader:
         base = Limits(cell=float(timeout)) if timeout else Limits()
         self.limits = limits or base
         self.use_sandbox = use_sandbox
+        self.backend = backend  # None: this host's sandboxes; else e.g. a slurm.SlurmBackend (runs submissions only)
         self.workers = max(1, workers or default_workers())
         self.lock = threading.Lock()
         self.slots: queue.Queue[int] = queue.Queue()
@@ -149,10 +149,26 @@ class Grader:
         except MissingEntry:
             raise GradingError(f"assignment {assignment!r} is not in the gradebook: run "
                                f"`nbgrader generate_assignment {assignment}` first") from None
+        # the restricted course_lib of each notebook; removed by close() (a `with Grader(...)` block)
+        self.private = tempfile.mkdtemp(prefix="grading-course-lib-")
 
     def key_for(self, student: str) -> str:
         """The derived key of the hidden inputs (per class, or per student); "" without a secret."""
         return grading_key(self.secret, student if self.per_student else "") if self.secret else ""
+
+    def kernel_key(self, key: str, name: str) -> str:
+        """What a kernel grading notebook ``name`` gets of ``key``: a key for that notebook only."""
+        return scoped_key(key, f"{self.assignment}/{name}")
+
+    def close(self) -> None:
+        """Remove this grader's temporary files (the restricted course_lib copies)."""
+        shutil.rmtree(self.private, ignore_errors=True)
+
+    def __enter__(self) -> Grader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def source_path(self, name: str) -> Path:
         return Path(self.coursedir.format_path(self.coursedir.source_directory, ".", self.assignment)) / \
@@ -177,11 +193,11 @@ class Grader:
             source_nb = nbformat.read(self.source_path(name), as_version=4)
             tests = {g: info.sources[g]["source"] for g in info.graded if g in info.sources}
             cells = reference.source_cells(source_nb, tests)
-            digest = reference.cache_key(self.source_path(name), cells, key)
+            digest = reference.cache_key(self.source_path(name), cells, self.kernel_key(key, name))
             cache = Path(self.coursedir.root) / ".grading" / "reference" / self.assignment
             records = reference.load_cached(cache, digest)
             if records is None:
-                job = self.job(source_nb, cells, "reference", key)
+                job = self.job(source_nb, cells, "reference", self.kernel_key(key, name))
                 workdir = self.workdir(slot, None)
                 try:
                     result, failure = self.run_sandboxed(job, workdir, slot)
@@ -197,11 +213,13 @@ class Grader:
             self.references[(name, key)] = records
             return records
 
-    def job(self, nb, cells: list[dict], mode: str, key: str, restricted: str | None = None) -> dict:
+    def job(self, nb, cells: list[dict], mode: str, key: str, restricted: str | None = None,
+            restore: str = "") -> dict:
         env = {"RNN_COURSE_CHECKS": mode, "RNN_COURSE_GRADING_KEY": key}
         if restricted and not self.use_sandbox:
             env["PYTHONPATH"] = restricted  # no sandbox to bind it over the real course_lib: shadow it
         return {"cells": [{k: c[k] for k in ("index", "kind", "source")} for c in cells], "env": env,
+                "restore": restore,
                 "kernel_name": (nb.metadata.get("kernelspec") or {}).get("name", "python3"),
                 "cell_timeout": self.limits.cell, "startup_timeout": self.limits.startup,
                 "output_limit": int(self.limits.output * 1024 * 1024)}
@@ -252,6 +270,11 @@ class Grader:
         expected = self.reference_records(name, key, slot)
         restricted = self.restricted_for(name)
         allowed = reference.sandbox_modules(nbformat.read(self.source_path(name), as_version=4))
+        kernel_key = self.kernel_key(key, name)
+        # nothing secret is written back: the secret, the student's (or class's) key, the notebook's key
+        redact = outputs.redactor([self.secret, key, kernel_key] if self.secret else [])
+        restore = reference.restore_code([c["source"] for c in cells if c["kind"] == "instructor"], allowed,
+                                         set(self.infos[name].student_names))
         used = reference.forbidden_uses([c["source"] for c in cells if c["kind"] == "student"], allowed,
                                         [c["source"] for c in cells if c["kind"] != "student"])
         if used:
@@ -259,17 +282,24 @@ class Grader:
                                      ", which the grader does not provide (answers must do their own work)"))
         workdir = self.workdir(slot, prepared.student)
         try:
-            job = self.job(nb, cells, "record", key, restricted)
-            result, failure = self.run_sandboxed(job, workdir, slot, os.path.join(restricted, "course_lib"))
+            job = self.job(nb, cells, "record", kernel_key, restricted, restore)
+            if self.backend is not None:  # elsewhere (a Slurm array task), in the same sandbox, same limits
+                result, failure = self.backend.run(job, workdir, self.limits, os.path.join(restricted, "course_lib"))
+            else:
+                result, failure = self.run_sandboxed(job, workdir, slot, os.path.join(restricted, "course_lib"))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         cell_results = (result or {}).get("cells", {})
         if failure:
             outcome.problems.append(("timed out" if "wall-clock" in failure else "crashed", failure))
         marker = reference.STUB_MESSAGE.split("{module}")[1]
-        blocked = sorted({str(o.get("evalue", "")).split(" ")[0] for r in cell_results.values()
-                          for o in r.get("outputs", []) if isinstance(o, dict) and o.get("output_type") == "error"
-                          and marker in str(o.get("evalue", ""))})
+        blocked = {str(o.get("evalue", "")).split(" ")[0] for r in cell_results.values()
+                   for o in r.get("outputs", []) if isinstance(o, dict) and o.get("output_type") == "error"
+                   and marker in str(o.get("evalue", ""))}
+        # what the stubs published as they were imported (even under a run-time name, even if caught)
+        blocked |= {str(b.get("module"))[:100] for r in cell_results.values() for b in r.get("blocked") or []
+                    if isinstance(b, dict) and str(b.get("module")).startswith("course_lib.")}
+        blocked = sorted(blocked)
         if blocked and not used:
             outcome.problems.append(("used the reference", "the answers imported " + ", ".join(blocked)[:300] +
                                      ", which the grader does not provide (answers must do their own work)"))
@@ -284,9 +314,10 @@ class Grader:
             by_id[grade_id] = verdict
             outcome.tests[grade_id] = verdict.reason
         outcome.problems.extend(classify(cell_results, by_id, self.limits, (result or {}).get("stop_reason")))
-        apply(nb, cell_results, verdicts)
-        if result and result.get("language_info"):
-            nb.metadata["language_info"] = result["language_info"]
+        apply(nb, cell_results, verdicts, redact)
+        language_info = outputs.language_info((result or {}).get("language_info"))
+        if language_info:
+            nb.metadata["language_info"] = language_info
         dest = self.coursedir.format_path(self.coursedir.autograded_directory, prepared.student, self.assignment)
         with self.lock:
             scoring.save(nb, self.config, self.db_url, self.assignment, prepared.student, name, dest)
@@ -299,6 +330,7 @@ class Grader:
             with self.lock:
                 prepared = prepare(self.coursedir, self.config, self.assignment, student, self.infos, self.keep)
             outcome.problems.extend(prepared.problems)
+            outcome.problems.extend(("file left out", f"{path}: {why}") for path, why in prepared.left_out)
             outcome.notes.extend(prepared.notes)
             for name in prepared.notebooks:
                 self.grade_notebook(prepared, name, slot, outcome)
@@ -322,9 +354,16 @@ class Grader:
         warnings.filterwarnings("ignore", message=".*not in session.*")
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures = [pool.submit(self.grade, s) for s in students]
-            for future in tqdm(as_completed(futures), total=len(futures), desc=f"grading {self.assignment}",
-                               unit="submission", disable=not progress):
-                outcomes.append(future.result())
+            try:
+                for future in tqdm(as_completed(futures), total=len(futures), desc=f"grading {self.assignment}",
+                                   unit="submission", disable=not progress):
+                    outcomes.append(future.result())
+            except BaseException:  # Ctrl-C: finish the submissions being graded, start no other
+                for future in futures:
+                    future.cancel()
+                if self.backend is not None:  # release the submissions waiting on a remote run
+                    self.backend.cancel()
+                raise
         return sorted(outcomes, key=lambda o: o.student)
 
 
@@ -336,7 +375,8 @@ def max_scores(db_url: str, assignment: str) -> dict[str, float]:
 
 def autograde(root, assignment: str, students: list[str] | None = None, workers: int | None = None,
               db_url: str | None = None, limits: Limits | None = None, trust: bool = False,
-              progress: bool = True, secret: str | None = None, per_student: bool = False) -> list[Outcome]:
+              progress: bool = True, secret: str | None = None, per_student: bool = False,
+              backend=None) -> list[Outcome]:
     """Grade the submissions of ``assignment`` in the course directory ``root`` into its gradebook.
 
     Args:
@@ -350,20 +390,29 @@ def autograde(root, assignment: str, students: list[str] | None = None, workers:
         secret: the instructor's secret that seeds the hidden tests' inputs (default:
             ``RNN_COURSE_GRADING_SECRET``; empty: the fixed inputs of the published notebook).
         per_student: with a secret, different hidden inputs for every student (one reference run each).
+        backend: where submissions run (default: this host's sandboxes); a :class:`.slurm.SlurmBackend` runs each
+            as a Slurm array task (the reference run stays here; workers default to its ``default_workers``).
 
     Returns:
         one :class:`Outcome` per submission, sorted by student.
     """
     ok, why = sandbox.available()
+    if backend is not None and (trust or not ok):  # the nodes always sandbox; the reference run needs one here
+        raise GradingError("--backend slurm runs every submission in the sandbox and needs it here too (for the "
+                           f"reference run): {why or 'it cannot be combined with --no-sandbox-i-trust-this-code'}")
     if not ok and not trust:
         raise GradingError(
             f"no sandbox available: {why}.\nRefusing to run students' code with your rights. Install "
             "bubblewrap (e.g. `apt-get install bubblewrap`) with user namespaces enabled, or, only if you trust "
             "every submission, pass --no-sandbox-i-trust-this-code.")
-    grader = Grader(root, assignment, db_url=db_url, limits=limits, use_sandbox=ok and not trust, workers=workers,
-                    secret=secret, per_student=per_student)
     unusable: list[str] = []
-    outcomes = grader.grade_all(submissions(grader.coursedir, assignment, students, unusable), progress=progress)
+    if backend is not None:
+        workers = workers or backend.default_workers
+    with Grader(root, assignment, db_url=db_url, limits=limits, use_sandbox=ok and not trust, workers=workers,
+                secret=secret, per_student=per_student,
+                backend=backend) as grader:  # its temporary files go, whatever happens
+        outcomes = grader.grade_all(submissions(grader.coursedir, assignment, students, unusable),
+                                    progress=progress)
     outcomes += [Outcome(name, problems=[("malformed", "the folder name is not valid UTF-8, so it cannot be a "
                                                        "gradebook id: not graded (rename the folder)")])
                  for name in unusable]

@@ -18,8 +18,9 @@ CheckCellMetadata) with two additions that make them impossible to fool:
   unprotects the original; for other ids the last, as nbgrader does.
 
 Files of a submission are read and copied without following symbolic links or opening special files (a FIFO,
-a device, a link to a root-only file), and with size caps (:func:`read_regular`): such a file is reported and
-left out, and a notebook that is one is *malformed*.
+a device, a link to a root-only file), and with size caps (:func:`read_regular`): such a file is left out and
+listed in :attr:`Prepared.left_out` (the command reports it as "file left out"), and a notebook that is one is
+*malformed*.
 
 The result is a :class:`Prepared` submission: the sanitized notebooks and, for the sandbox, the list of code
 cells to execute, each marked ``test`` (graded test cell), ``instructor`` (other locked cell) or ``student``.
@@ -66,6 +67,7 @@ class Prepared:
     jobs: dict[str, list[dict]] = field(default_factory=dict)  # name -> code cells for the runner
     problems: list[tuple[str, str]] = field(default_factory=list)  # (kind, reason)
     notes: list[str] = field(default_factory=list)
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (submitted file, why it was not copied)
     zeroed: list[str] = field(default_factory=list)  # notebooks scored zero without running (missing/malformed)
 
 
@@ -305,11 +307,12 @@ def zero_notebook(gb: Gradebook, notebook: str, assignment: str, student: str) -
 
 
 def copy_files(submitted: str, source: str, dest: str, ignore: list[str], keep: list[str],
-               notes: list[str] | None = None) -> None:
+               notes: list[str] | None = None, left_out: list[tuple[str, str]] | None = None) -> None:
     """nbgrader's copies into autograded/: the student's other files, then the source's on top (except keep).
 
     Walks without following symbolic links and copies regular files only, each read with a size cap
-    (:func:`read_regular`); anything else (a link, a FIFO, a device, a file too large) is left out, with a note.
+    (:func:`read_regular`); anything else (a link, a FIFO, a device, a file too large) is left out, with a note,
+    and, for the submitted files, a ``(path, reason)`` in ``left_out``.
     """
     for origin, skip in ((submitted, []), (source, keep)):
         if not os.path.isdir(origin) or os.path.islink(origin):
@@ -328,6 +331,8 @@ def copy_files(submitted: str, source: str, dest: str, ignore: list[str], keep: 
                 except (OSError, ValueError) as error:
                     if notes is not None:
                         notes.append(f"file {relative!r} left out: {error}")
+                    if left_out is not None and origin == submitted:
+                        left_out.append((relative, str(error)))
                     continue
                 target = os.path.join(dest, relative)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -360,7 +365,8 @@ def prepare(coursedir, config, assignment: str, student: str, infos: dict[str, S
     if os.path.exists(dest):
         shutil.rmtree(dest)
     os.makedirs(dest)
-    copy_files(os.devnull if linked else submitted, source, dest, list(coursedir.ignore), keep, result.notes)
+    copy_files(os.devnull if linked else submitted, source, dest, list(coursedir.ignore), keep, result.notes,
+               result.left_out)
 
     for name, info in sorted(infos.items()):
         path = os.path.join(submitted, f"{name}.ipynb")

@@ -12,7 +12,9 @@ costs one extra notebook execution (or one per student with ``--per-student-inpu
 in its metadata (``"course": {"sandbox_modules": [...]}``), plus :mod:`course_lib.checks` and the grading
 runner. Every other module of course_lib -- the reference implementations the students re-implement -- is
 replaced by a stub that raises ``ImportError`` naming itself, so no thread, profile hook or import trick can
-reach it: its code is not in the sandbox.
+reach it: its code is not in the sandbox. As it raises, a stub publishes the attempt
+(:func:`course_lib.checks.blocked_import`), which the grader reports as "used the reference" whatever name the
+import was built from and whether or not the answer caught the error.
 """
 
 from __future__ import annotations
@@ -27,9 +29,13 @@ from pathlib import Path
 
 import nbformat
 
+from course_lib.checks import BLOCKED_MESSAGE
+
 ALWAYS = ("course_lib.checks",)
-STUB = ("raise ImportError({message!r})\n")
-STUB_MESSAGE = "{module} is not available while your assignment is graded: answers must do their own work"
+# a stub raises as it is imported, and reports the attempt (course_lib.checks.blocked_import publishes it), so
+# an import is reported even under a name built at run time or inside a try that swallows the ImportError
+STUB = "raise ImportError(__import__('course_lib.checks', fromlist=['_']).blocked_import({module!r}))\n"
+STUB_MESSAGE = BLOCKED_MESSAGE
 _USE = re.compile(r"\bcourse_lib\s*\.\s*([A-Za-z_]\w*)|\bfrom\s+course_lib\s+import\s+\(?\s*([\w\s,]+)")
 
 
@@ -70,12 +76,12 @@ def restricted_course_lib(allowed: list[str], dest: str | os.PathLike) -> Path:
             else:
                 shutil.copy(path, target / path.name)
         else:
-            message = STUB_MESSAGE.format(module=f"course_lib.{name}")
+            stub = STUB.format(module=f"course_lib.{name}")
             if path.is_dir():
                 (target / name).mkdir()
-                (target / name / "__init__.py").write_text(STUB.format(message=message))
+                (target / name / "__init__.py").write_text(stub)
             else:
-                (target / f"{name}.py").write_text(STUB.format(message=message))
+                (target / f"{name}.py").write_text(stub)
     for folder, _, files in os.walk(target):
         os.chmod(folder, 0o755)
         for file in files:
@@ -171,3 +177,35 @@ def save_cached(folder: Path, digest: str, records: dict[str, list[dict]]) -> No
     with os.fdopen(fd, "w") as f:
         json.dump(records, f)
     os.replace(tmp, folder / f"{digest}.json")
+
+
+def restore_code(sources: list[str], allowed: list[str], exclude: set[str] | frozenset[str] = frozenset()) -> str:
+    """Code that rebinds the names ``sources`` (the instructor's cells) import from allowed course_lib modules,
+    from fresh imports of those modules; "" if there are none. Names in ``exclude`` (those the students' answers
+    define) are left alone. The runner runs it, silently, before each graded test cell, so the cell calls
+    course_lib's ``steps_per_example``, ``Test``..., not what a submission bound to those names or patched
+    into the modules it had imported."""
+    import ast
+
+    modules: set[str] = set()
+    lines: list[str] = []
+    for source in sources:
+        try:
+            tree = ast.parse(source or "")
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in allowed:
+                names = [a for a in node.names if a.name != "*" and (a.asname or a.name) not in exclude]
+                if names:
+                    modules.add(node.module)
+                    lines.append(ast.unparse(ast.ImportFrom(module=node.module, names=names, level=0)))
+            elif isinstance(node, ast.Import):
+                names = [a for a in node.names if a.name in allowed and a.asname and a.asname not in exclude]
+                if names:
+                    modules.update(a.name for a in names)
+                    lines.append(ast.unparse(ast.Import(names=names)))
+    if not lines:
+        return ""
+    drop = [f"__import__('sys').modules.pop({m!r}, None)" for m in sorted(modules)]
+    return "\n".join(drop + list(dict.fromkeys(lines))) + "\n"

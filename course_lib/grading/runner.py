@@ -4,8 +4,16 @@
 ``student``, ``instructor`` or ``test``, the limits, and the kernel's check mode (``record`` for a submission,
 ``reference`` for the source notebook; see :mod:`course_lib.checks`). It writes the result (JSON) on stdout:
 for each cell, its outputs, execution count, how its execution ended (``ok``, ``timeout``, ``dead``,
-``output_limit``, ``not_run``) and the check records it published (plain data). The runner never sees the
+``output_limit``, ``not_run``), the check records it published (plain data) and the imports of stubbed
+reference modules it reported (``blocked``; :func:`course_lib.checks.blocked_import`). The runner never sees the
 gradebook, the reference values or a verdict: the trusted parent compares and scores.
+
+Of the kernel's messages, only what a notebook holds reaches nbclient, rebuilt with valid types
+(:mod:`.outputs`): output messages, counted against the output budget; an ``execute_input``'s execution
+count if it is a small int (its code is dropped); status and clear_output. Comm (widget) messages and every
+other type are dropped. Before each graded test cell, a silent request rebinds the names the instructor's
+cells import from course_lib (the job's ``restore`` code) from freshly imported modules, so a test cell
+calls course_lib's helpers, not a student's rebinding of their names.
 
 The notebook (with its hidden tests) reaches this process through a pipe and never touches the sandbox's
 disk; the runner makes itself non-dumpable, so the kernel (same uid) cannot read its memory or its stdout
@@ -19,6 +27,7 @@ import asyncio
 import ctypes
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,9 +41,13 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
 from nbformat import NotebookNode  # noqa: E402
 from nbformat.v4 import new_code_cell, new_notebook  # noqa: E402
 
+from course_lib.grading import outputs as clean  # noqa: E402  (standard library only)
+
 # course_lib.checks.MIME, written out: importing course_lib.checks would import numpy into the runner (0.09 s
 # per submission) for one string. A test checks that the two agree.
 MIME = "application/x-course-check+json"
+BLOCKED_MIME = "application/x-course-blocked+json"  # course_lib.checks.BLOCKED_MIME
+OUTPUT_MESSAGES = ("stream", "display_data", "execute_result", "error", "update_display_data")
 
 # the only variables a job may set for its kernel (the check mode and the derived key of hidden inputs)
 KERNEL_ENV = ("RNN_COURSE_CHECKS", "RNN_COURSE_GRADING_KEY", "PYTHONPATH")
@@ -65,8 +78,11 @@ class GradingClient(NotebookClient):
         self.flooded = False
 
     def process_message(self, msg, cell, cell_index):
-        if msg.get("msg_type") in ("stream", "display_data", "execute_result", "error", "update_display_data"):
-            self.output_bytes += len(json.dumps(msg.get("content", {}), default=str))
+        """nbclient's, on a rebuilt message: only the fields a notebook holds, valid, and within the budget."""
+        msg_type, content = msg.get("msg_type"), msg.get("content")
+        content = content if isinstance(content, dict) else {}
+        if msg_type in OUTPUT_MESSAGES:
+            self.output_bytes += len(json.dumps(content, default=str))
             if self.output_bytes > self.output_limit:
                 if not self.flooded:
                     self.flooded = True
@@ -74,7 +90,17 @@ class GradingClient(NotebookClient):
                     if process is not None:
                         process.kill()
                 return None
-        return super().process_message(msg, cell, cell_index)
+            content = clean.message_content(msg_type, content)
+        elif msg_type == "execute_input":  # the code is ours (not kept); the count must be a small int
+            count = clean.execution_count(content.get("execution_count"))
+            content = {} if count is None else {"execution_count": count}
+        elif msg_type == "status":
+            content = {"execution_state": str(content.get("execution_state"))}
+        elif msg_type == "clear_output":
+            content = {"wait": bool(content.get("wait"))}
+        else:  # comm (widgets), debug events, anything else: nothing of a graded notebook
+            return None
+        return super().process_message({**msg, "content": content}, cell, cell_index)
 
     def on_cell_executed_hook(self, cell, execute_reply) -> None:
         """nbgrader's Execute.on_cell_executed: an error reply with no error output gets one (cosmetic here)."""
@@ -117,8 +143,27 @@ async def probe(client: GradingClient, timeout: float) -> bool:
         return False
 
 
+async def run_silent(client: GradingClient, code: str, timeout: float) -> bool:
+    """Run ``code`` silently (no history, no pre/post-run hooks, no outputs kept); True if it succeeded."""
+    msg_id = client.kc.execute(code, silent=True, store_history=False)
+    try:
+        while True:
+            reply = await asyncio.wait_for(client.kc.shell_channel.get_msg(timeout=timeout), timeout + 1)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"].get("status") == "ok"
+    except Exception:
+        return False
+
+
 async def run_job(job: dict) -> dict:
     private = tempfile.mkdtemp(prefix="grading-")
+    try:
+        return await _run_job(job, private)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+async def _run_job(job: dict, private: str) -> dict:
     os.environ["JUPYTER_PATH"] = kernel_spec_dir(os.path.join(private, "jupyter"), job["kernel_name"])
     for name, value in (job.get("env") or {}).items():
         if name in KERNEL_ENV:
@@ -156,6 +201,8 @@ async def run_job(job: dict) -> dict:
                 continue
             status, reason = "ok", None
             try:
+                if spec["kind"] == "test" and job.get("restore"):
+                    await run_silent(client, job["restore"], job["cell_timeout"])
                 reply_holder = {}
 
                 async def on_executed(cell, cell_index, execute_reply, _holder=reply_holder):
@@ -184,10 +231,13 @@ async def run_job(job: dict) -> dict:
                 stop_reason = reason
             records = [o["data"][MIME] for o in cell.outputs
                        if o.get("output_type") == "display_data" and MIME in o.get("data", {})]
+            blocked = [o["data"][BLOCKED_MIME] for o in cell.outputs
+                       if o.get("output_type") == "display_data" and BLOCKED_MIME in o.get("data", {})]
             outputs = [o for o in cell.outputs if not (o.get("output_type") == "display_data"
-                                                        and MIME in o.get("data", {}))]
+                                                        and {MIME, BLOCKED_MIME} & set(o.get("data", {})))]
             results[spec["index"]] = {"status": status, "reason": reason, "outputs": outputs, "records": records,
-                                      "execution_count": cell.get("execution_count")}
+                                      "blocked": blocked,
+                                      "execution_count": clean.execution_count(cell.get("execution_count"))}
     except Exception as error:  # the kernel did not start, or died between cells
         stop_reason = stop_reason or f"{type(error).__name__}: {error}"
         for spec in job["cells"]:

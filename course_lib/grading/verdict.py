@@ -16,17 +16,21 @@ check functions themselves gains nothing: to score, the values must be right.
 (``utils.determine_grade``: full points unless an error or stderr output) gives exactly the verdict's score:
 a failed test gets a ``GradingError`` output that says which checks failed and why (never the expected
 values), a passed test keeps no error or stderr output, and no graded cell keeps an ``execute_result``
-(nbgrader's partial credit), which student code could otherwise publish.
+(nbgrader's partial credit), which student code could otherwise publish. Every output and execution count
+is rebuilt as valid nbformat (:mod:`.outputs`), whatever the kernel sent, with the strings given to
+:func:`apply` (the grading keys) redacted.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from nbformat import NotebookNode, from_dict
 
 from course_lib.checks import judge_cell
 
+from . import outputs
 from .feedback import frames_of_cell
 
 
@@ -58,14 +62,18 @@ def decide(cell_result: dict | None, reference: list[dict]) -> Verdict:
     return Verdict(True, "")
 
 
-def apply(nb: NotebookNode, results: dict, verdicts: dict[int, Verdict]) -> None:
-    """Copy the executed outputs into ``nb`` and make graded cells' outputs agree with their verdicts."""
+def apply(nb: NotebookNode, results: dict, verdicts: dict[int, Verdict], redact: re.Pattern | None = None) -> None:
+    """Copy the executed outputs into ``nb`` (valid nbformat, ``redact`` matches replaced) and make graded
+    cells' outputs agree with their verdicts."""
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         result = results.get(str(index))
-        cell.outputs = [from_dict(o) for o in (result or {}).get("outputs", [])]
-        cell.execution_count = (result or {}).get("execution_count")
+        result = result if isinstance(result, dict) else {}
+        found = result.get("outputs")
+        cleaned = [outputs.clean_output(o, redact) for o in (found if isinstance(found, list) else [])]
+        cell.outputs = [from_dict(o) for o in cleaned if o is not None]
+        cell.execution_count = outputs.execution_count(result.get("execution_count"))
         verdict = verdicts.get(index)
         if verdict is None:
             continue
