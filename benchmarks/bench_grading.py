@@ -10,6 +10,14 @@ seconds per submission of each, the speed-up, the machine's load, and the number
     .venv/bin/python benchmarks/bench_grading.py --n 10     # a quick run
     .venv/bin/python benchmarks/bench_grading.py --workers 2,3  # each worker count against one serial run
     .venv/bin/python benchmarks/bench_grading.py --corpus   # the adversarial corpus: forged passes, hangs
+    .venv/bin/python benchmarks/bench_grading.py --backend slurm --n 12  # what Slurm adds per submission
+
+``--backend slurm`` (root, ``apt-get install slurm-wlm munge``) starts a single-node Slurm on this machine
+(tests/slurm_helpers.py), grades the same class with the local pool and with ``--backend slurm`` (one array
+task per submission, each in the same sandbox), and prints the extra seconds per submission that Slurm adds
+(submission, scheduling, the task's start-up, polling and the shared folder) and the grades that differ (0).
+Both run one submission per core at a time: Slurm gives each task one CPU of this node, and the local pool
+gets ``--workers`` equal to the cores.
 
 ``--corpus`` grades the adversarial corpus of ``tests/test_grading_adversarial.py`` (every attack the tests
 know, each with the score it must get) in one run and prints the goals of the grading issue: forged passes
@@ -116,6 +124,64 @@ def corpus_goals(workers: int) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def empty_array(cluster, n: int) -> float:
+    """Seconds from sbatch of an array of ``n`` tasks that do nothing until squeue lists none of them."""
+    start = time.perf_counter()
+    out = subprocess.run(["sbatch", "--parsable", f"--array=0-{n - 1}", "--cpus-per-task=1", "--mem=512M",
+                          "--output=/dev/null", "--wrap", "true"], env=cluster.env(), capture_output=True, text=True,
+                         check=True)
+    job = out.stdout.strip().split(";")[0]
+    while subprocess.run(["squeue", "-h", "-j", job, "-o", "%i"], env=cluster.env(), capture_output=True,
+                         text=True).stdout.strip():
+        time.sleep(0.1)
+    return time.perf_counter() - start
+
+
+def slurm_overhead(n: int) -> None:
+    """The local pool against --backend slurm on one class, one submission per core at a time in both."""
+    from slurm_helpers import SlurmCluster
+
+    missing = SlurmCluster.missing()
+    if missing or os.geteuid() != 0:
+        sys.exit(f"needs root and Slurm ({', '.join(missing) or 'installed'}; apt-get install slurm-wlm munge)")
+    work = Path(tempfile.mkdtemp(prefix="bench-slurm-"))
+    cluster = SlurmCluster()
+    try:
+        cluster.start()
+        local, remote = work / "local", work / "slurm"
+        make_course(local)
+        kinds = variants(local)
+        for i in range(n):
+            submit(local, f"student{i:04d}", kinds[i % len(kinds)])
+        shutil.copytree(local, remote)
+        cores = os.cpu_count() or 1
+        command = [sys.executable, "-m", "course_lib.grading", "autograde", ASSIGNMENT, "--quiet"]
+        load_before = os.getloadavg()
+        t_local = timed(command + ["--workers", str(cores)], local)
+        os.environ["SLURM_CONF"] = str(cluster.conf)  # for timed()'s env(), which copies os.environ
+        t_slurm = timed(command + ["--backend", "slurm"], remote)
+        t_empty = empty_array(cluster, n)
+        load_after = os.getloadavg()
+        ours, theirs = (gradebook_rows(f"sqlite:///{c / 'gradebook.db'}") for c in (local, remote))
+        wrong = sum(ours[s].get(g) != theirs.get(s, {}).get(g) for s in ours for g in ours[s])
+        wrong += len(set(ours) ^ set(theirs))
+        print(f"class: {n} submissions of {ASSIGNMENT} ({len(kinds)} variants); single-node Slurm on this machine, "
+              f"{cores} one-CPU tasks at a time")
+        print(f"machine: {cores} cores; load average (1, 5, 15 min) before {load_before[0]:.1f}, "
+              f"{load_before[1]:.1f}, {load_before[2]:.1f}; after {load_after[0]:.1f}, {load_after[1]:.1f}, "
+              f"{load_after[2]:.1f}")
+        print(f"local pool ({cores} sandboxes):        {t_local:8.1f} s  {t_local / n:6.2f} s/submission")
+        print(f"--backend slurm ({cores} tasks at once): {t_slurm:8.1f} s  {t_slurm / n:6.2f} s/submission")
+        print(f"extra time per submission with Slurm: {(t_slurm - t_local) / n:+.2f} s "
+              f"(whole class {t_slurm - t_local:+.1f} s; both include one reference run); "
+              f"grades that differ: {wrong}")
+        print(f"Slurm's own cost, an array of {n} empty tasks ({cores} at a time), sbatch to the last one gone: "
+              f"{t_empty:.1f} s, {t_empty / n:.2f} s/task")
+    finally:
+        cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="submissions in the class (default 100)")
@@ -124,10 +190,15 @@ def main() -> None:
                              "against one serial run")
     parser.add_argument("--keep", action="store_true", help="keep the two course directories")
     parser.add_argument("--corpus", action="store_true", help="grade the adversarial corpus instead")
+    parser.add_argument("--backend", choices=["local", "slurm"], default="local",
+                        help="slurm: the local pool against --backend slurm on a single-node Slurm started here")
     args = parser.parse_args()
     counts = [int(w) for w in str(args.workers).split(",")]
     if args.corpus:
         corpus_goals(counts[0])
+        return
+    if args.backend == "slurm":
+        slurm_overhead(args.n)
         return
 
     work = Path(tempfile.mkdtemp(prefix="bench-grading-"))

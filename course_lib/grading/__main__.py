@@ -10,6 +10,7 @@ import time
 from . import sandbox
 from .limits import Limits
 from .pool import GradingError, autograde, max_scores
+from .slurm import SlurmError
 from .summary import digest, printable, report
 
 
@@ -34,6 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-sandbox-i-trust-this-code", dest="trust", action="store_true",
                    help="run submissions WITHOUT a sandbox, with your own rights (only for code you trust)")
+    p.add_argument("--backend", choices=["local", "slurm"], default="local",
+                   help="where submissions run: this host's sandboxes (default), or one Slurm array task each "
+                        "(the same sandbox on the node; verdicts and the gradebook stay here)")
+    p.add_argument("--slurm-partition", default=None, help="Slurm partition (default: the cluster's default)")
+    p.add_argument("--slurm-args", default=None, help='more sbatch options, e.g. "--qos=teaching --account=cs101"')
+    p.add_argument("--slurm-dir", default=None, help="a folder the nodes see at the same path (default: "
+                                                     "<course>/.grading/slurm)")
+    p.add_argument("--slurm-timeout", type=float, default=3600.0,
+                   help="seconds Slurm may take (queue and run) for the class before what is left is cancelled "
+                        "and reported as timed out (default 3600)")
     q = sub.add_parser("similarity", help="list near-copies among submissions and of the reference code "
                                           "(reports/<assignment>/similarity.csv; changes no score)")
     q.add_argument("assignment")
@@ -50,6 +61,25 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--remove", action="store_true", help="take the student's extension back")
     e.add_argument("--course", default=".", help="the nbgrader course directory (default: current directory)")
     e.add_argument("--db-url", default=None, help="gradebook URL (default: the course's)")
+    w = sub.add_parser("watch", help="grade each new submission in the exchange as it arrives and release its "
+                                     "feedback (runs until Ctrl-C or SIGTERM; deploy/RUNBOOK.md)")
+    w.add_argument("assignment")
+    w.add_argument("--policy", default=None, help="a TOML file: attempts, counts, cooldown_minutes, "
+                                                  "hidden_before_deadline (options below override it)")
+    w.add_argument("--attempts", type=int, default=None, help="graded attempts per student (0: no limit)")
+    w.add_argument("--counts", choices=["last", "best"], default=None, help="the attempt that counts")
+    w.add_argument("--cooldown", type=float, default=None, metavar="MINUTES",
+                   help="minutes between graded attempts of a student")
+    w.add_argument("--hidden", choices=["show", "hide"], default=None,
+                   help="hidden tests' results in the feedback before the due date (default: show)")
+    w.add_argument("--workers", type=int, default=1, help="submissions graded at once (default: 1)")
+    w.add_argument("--interval", type=float, default=2.0, help="seconds between looks at the inbound folder")
+    w.add_argument("--limits", default=None, help="as for autograde")
+    w.add_argument("--course", default=".", help="the nbgrader course directory (default: current directory)")
+    w.add_argument("--secret-file", default=None, help="as for autograde")
+    w.add_argument("--per-student-inputs", action="store_true", help="as for autograde")
+    w.add_argument("--no-sandbox-i-trust-this-code", dest="trust", action="store_true",
+                   help="run submissions WITHOUT a sandbox, with your own rights (only for code you trust)")
     m = sub.add_parser("misconceptions", help="rebuild the class misconception report (what each question's "
                                               "failures were) from reports/<assignment>/verdicts.json")
     m.add_argument("assignment", nargs="*", help="default: every assignment graded so far (and the course's report)")
@@ -84,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         return similarity(args)
     if args.command == "extension":
         return extension(args)
+    if args.command == "watch":
+        from .watch import main as watch
+
+        return watch(args)
 
     try:
         from .pool import load_course
@@ -105,26 +139,54 @@ def main(argv: list[str] | None = None) -> int:
                 raise GradingError(f"the secret file {args.secret_file} is empty")
         if args.per_student_inputs and not (secret or os.environ.get("RNN_COURSE_GRADING_SECRET")):
             raise GradingError("--per-student-inputs needs a secret (--secret-file or RNN_COURSE_GRADING_SECRET)")
+        slurm_options = [o for o, v in (("--slurm-partition", args.slurm_partition), ("--slurm-args", args.slurm_args),
+                                        ("--slurm-dir", args.slurm_dir)) if v is not None]
+        if args.backend != "slurm" and slurm_options:
+            raise GradingError(f"{', '.join(slurm_options)} need --backend slurm")
         unenforced = sandbox.cgroups().unenforced()
-        if unenforced:
+        if unenforced and args.backend == "local":
             print(f"note: {unenforced}.", file=sys.stderr)
         start = time.perf_counter()
-        outcomes = autograde(args.course, args.assignment, students=args.student, workers=args.workers,
-                             db_url=args.db_url, limits=limits, trust=args.trust, progress=not args.quiet,
-                             secret=secret, per_student=args.per_student_inputs)
+        backend = None
+        if args.backend == "slurm":
+            from .slurm import SlurmBackend
+
+            backend = SlurmBackend(args.slurm_dir or os.path.join(os.path.abspath(args.course), ".grading", "slurm"),
+                                   partition=args.slurm_partition, extra_args=args.slurm_args,
+                                   timeout=args.slurm_timeout)
+        try:
+            outcomes = autograde(args.course, args.assignment, students=args.student, workers=args.workers,
+                                 db_url=args.db_url, limits=limits, trust=args.trust, progress=not args.quiet,
+                                 secret=secret, per_student=args.per_student_inputs, backend=backend)
+        finally:
+            if backend is not None:
+                backend.close()
         seconds = time.perf_counter() - start
         _, coursedir = load_course(args.course, args.db_url)
         maxima = max_scores(coursedir.db_url, args.assignment)
         folder = args.report_dir or os.path.join(coursedir.root, "reports", args.assignment)
         paths = report(outcomes, maxima, folder, args.assignment)
+        paths.update(class_report(outcomes, maxima, folder, args.assignment, coursedir.db_url))
         from .similarity import similarity_report
 
         paths["similarity"], _ = similarity_report(args.course, args.assignment, folder, db_url=args.db_url)
-    except (GradingError, ValueError) as error:
+    except (GradingError, ValueError, SlurmError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(digest(outcomes, maxima, paths, seconds))
     return 0
+
+
+def class_report(outcomes, maxima: dict[str, float], folder: str, assignment: str, db_url: str) -> dict[str, str]:
+    """This run's verdicts merged into ``verdicts.json``, and the misconception report of the whole class."""
+    from . import misconceptions as mc
+
+    checks = {g: c for o in outcomes for g, c in o.checks.items()}
+    path = os.path.join(folder, "verdicts.json")
+    previous = mc.load_verdicts(path).get("checks", {})
+    data = mc.save_verdicts(path, assignment, {**previous, **checks}, maxima,
+                            {o.student: o.verdicts for o in outcomes if o.verdicts})
+    return mc.write_reports(mc.tallies_of(data, mc.roster(db_url)), folder, f"{assignment}: what the class got wrong")
 
 
 def lms_command(args) -> int:

@@ -32,6 +32,7 @@ from course_lib.checks import grading_key, scoped_key
 
 from . import outputs, reference, sandbox, scoring
 from .limits import Limits
+from .misconceptions import catalogue, verdict_record
 from .prepare import MAX_FILE_BYTES, Prepared, SourceInfo, copy_files, load_source_info, prepare, read_regular
 from .verdict import Verdict, apply, decide
 
@@ -49,6 +50,9 @@ class Outcome:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (kind, reason)
     notes: list[str] = field(default_factory=list)
     tests: dict[str, str] = field(default_factory=dict)  # grade_id -> "" (passed) or the failure reason
+    # for the class report (.misconceptions): grade_id -> the verdict as data, and the checks it was judged by
+    verdicts: dict[str, dict] = field(default_factory=dict)
+    checks: dict[str, list[dict]] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -313,6 +317,10 @@ class Grader:
             verdicts[spec["index"]] = verdict
             by_id[grade_id] = verdict
             outcome.tests[grade_id] = verdict.reason
+            cell_result = cell_results.get(str(spec["index"]))
+            outcome.verdicts[grade_id] = verdict_record(verdict.passed, verdict.failed_checks, verdict.ename,
+                                                        cell_result.get("status") if cell_result else "not executed")
+        outcome.checks.update(catalogue(expected))
         outcome.problems.extend(classify(cell_results, by_id, self.limits, (result or {}).get("stop_reason")))
         apply(nb, cell_results, verdicts, redact)
         language_info = outputs.language_info((result or {}).get("language_info"))

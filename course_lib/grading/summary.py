@@ -120,4 +120,6 @@ def digest(outcomes: list[Outcome], maxima: dict[str, float], paths: dict[str, s
     lines += [f"grades:   {paths['grades']}", f"problems: {paths['problems']}", f"figure:   {paths['figure']}"]
     if "similarity" in paths:
         lines.append(f"copies:   {paths['similarity']} (near-copies to review; no score changed)")
+    if "misconceptions_html" in paths:
+        lines.append(f"mistakes: {paths['misconceptions_html']} (what the class got wrong, question by question)")
     return "\n".join(lines)
