@@ -167,6 +167,10 @@ def test_the_command_writes_the_report_and_changes_no_score(tmp_path):
         for name in ("affine_forward", "affine_backward", "softmax_loss"):
             source = code.split("\n\n\n")
             nb = with_source(nb, name, next(s for s in source if f"def {name}(" in s).strip() + "\n")
+        # the questions these students did not answer: left as released, not the solution's code (each function
+        # is compared on its own, and the solution's code in every notebook is rightly a copy of the solution)
+        for name, args in (("numerical_gradient", "f, x, dout=None, h=1e-5"), ("two_layer_loss", "params, x, y")):
+            nb = with_source(nb, name, f"def {name}({args}):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n")
         submit(course, student, nb)
     before = scores(f"sqlite:///{course / 'gradebook.db'}")
     out = run(course, "course_lib.grading", "similarity", ASSIGNMENT)
@@ -176,7 +180,77 @@ def test_the_command_writes_the_report_and_changes_no_score(tmp_path):
     pairs = {(r["student"], r["similar_to"]) for r in rows}
     assert ("'=SUM(1,2)", "alice") in pairs  # sorted ids: "=SUM(1,2)" < "alice"; the formula is defused
     assert not any("bob" in pair for pair in pairs)
+    assert {r["similar_to"] for r in rows if r["kind"].startswith("too short to tell")} == {
+        "affine_backward affine_forward"}  # said in the report, not silently left out
     assert scores(f"sqlite:///{course / 'gradebook.db'}") == before
     bad = subprocess.run([sys.executable, "-m", "course_lib.grading", "similarity", "nope", "--course",
                           str(course)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "not in the gradebook" in bad.stderr
+
+
+# -- calibration: the labelled corpus of tests/similarity_corpus (honest answers, disguised copies) -------------
+
+import similarity_corpus as corpus  # noqa: E402
+
+from course_lib.grading import similarity as sim  # noqa: E402
+
+
+def test_disguises_do_not_change_the_canonical_form():
+    code = ("def f(x, W):\n    a = x @ W\n    b = x.sum(axis=0)\n    return a, b\n")
+    disguised = ("def f(inp, weights):\n    # the sum first\n    total = inp.sum(axis=0)\n    pass\n"
+                 "    unused = 0\n    if False:\n        total = 1\n    out = (inp @ weights)\n"
+                 "    out = out\n    assert True\n    return out, total\n")
+    assert sim.canonical(code) == sim.canonical(disguised)
+    # statements that depend on each other keep their order; a method that changes its object is a write
+    assert sim.canonical("def f(x):\n    x.append(1)\n    y = len(x)\n    return y\n") != sim.canonical(
+        "def f(x):\n    y = len(x)\n    x.append(1)\n    return y\n")
+
+
+@pytest.mark.parametrize("assignment", corpus.assignments())
+def test_the_rule_separates_the_labelled_corpus(assignment):
+    """Every copy in the corpus is listed and no honest pair is (benchmarks/bench_similarity.py prints the
+    distributions); whole copies score at least 0.95 and honest pairs stay well under the threshold."""
+    result = corpus.measure(assignment)
+    copies = [p for p in result["pairs"] if p[2] == "copy"]
+    honest = [p for p in result["pairs"] if p[2] == "honest"]
+    assert len(corpus.honest(assignment)) >= 3 and len(copies) >= 10 and len(honest) >= 30
+    assert not [p[:2] for p in honest if p[6]], "honest pairs flagged"
+    missed = [p[:2] for p in copies if not p[6]]
+    assert len(missed) <= 0.1 * len(copies), f"copies missed: {missed}"
+    whole = [p for p in copies if not any(n.startswith("part_") for n in p[:2])]
+    assert min(p[4] for p in whole) >= 0.95
+    assert max(p[4] for p in honest) <= sim.THRESHOLD - 0.1
+
+
+def test_short_canonical_functions_are_said_to_be_too_short():
+    solution = "def affine_forward(x, W, b):\n    out = x @ W + b\n    cache = (x, W)\n    return out, cache\n\n" + (
+        HONEST_A[HONEST_A.index("def softmax_loss"):])
+    assert sim.too_short(solution, STUBS) == ["affine_forward"]
+
+
+@pytest.fixture(scope="module")
+def graders():
+    from test_mistakes import Assignment
+
+    opened = {}
+
+    def get(name):
+        if name not in opened:
+            opened[name] = Assignment(name)
+        return opened[name]
+
+    yield get
+    for assignment in opened.values():
+        assignment.close()
+
+
+HONEST_CELLS = [(a, s, gid) for a in corpus.assignments() for s, cells in corpus.honest(a).items() for gid in cells]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("assignment", "student", "cell"), HONEST_CELLS,
+                         ids=[f"{a}/{s}/{g}" for a, s, g in HONEST_CELLS])
+def test_honest_answer_scores_full_marks(graders, assignment, student, cell):
+    """The corpus's honest answers are right: each scores full marks with the in-process checker."""
+    graded = graders(assignment).grade_with(cell, corpus.honest(assignment)[student][cell])
+    assert not any(graded.values()), {gid: problems for gid, problems in graded.items() if problems}
