@@ -136,3 +136,44 @@ def test_the_page_loads_with_no_request_and_passes_axe(report_page):
         page.screenshot(path=str(shots / "misconceptions.png"), full_page=True)
         browser.close()
     assert not violations, json.dumps(violations, indent=1)
+
+
+def test_the_command_rebuilds_each_assignment_and_the_course_report(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from nbgrader.api import Gradebook
+
+    course = tmp_path / "course"
+    course.mkdir()
+    shutil.copy(ROOT / "assignments" / "nbgrader_config.py", course)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student in ["ana", "ben", "cleo", "dan", "<b>eve</b>", "fay"]:
+            gb.add_student(student)
+
+    def command(*args):
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        env.pop("NBGRADER_DB_URL", None)
+        return subprocess.run([sys.executable, "-m", "course_lib.grading", "misconceptions", *args], cwd=course,
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    empty = command()
+    assert empty.returncode == 2 and "no graded assignment" in empty.stderr
+    for assignment in ("01_a", "02_b"):
+        (course / "reports" / assignment).mkdir(parents=True)
+        mc.save_verdicts(str(course / "reports" / assignment / "verdicts.json"), assignment, CHECKS, POINTS,
+                         results())
+    done = command("--names")
+    assert done.returncode == 0, done.stderr
+    course_csv = course / "reports" / "misconceptions.csv"
+    assert str(course_csv) in done.stdout and (course / "reports" / "02_b" / "misconceptions.html").exists()
+    rows = list(csv.DictReader(open(course_csv, encoding="utf-8")))
+    assert {r["assignment"] for r in rows} == {"01_a", "02_b"}
+    missing = [r for r in rows if r["category"] == "not submitted"]
+    assert {r["student_ids"] for r in missing} == {"fay"}  # on the roster, never graded
+    one = command("01_a")
+    assert one.returncode == 0 and "reports/misconceptions.csv" not in one.stdout.replace(str(course), "")
+    (course / "reports" / "02_b" / "verdicts.json").write_text("{")
+    broken = command("02_b")
+    assert broken.returncode == 2 and "grade the assignment again" in broken.stderr

@@ -196,6 +196,18 @@ def check(course: Path, home: Path, you: str) -> int:
             wrong.append(f"{student} (Canvas file: {row[ASSIGNMENT]})")
     if sorted(r["SIS Login ID"] for r in canvas[1:]) != sorted(expected):
         wrong.append("the Canvas file's students")
+    # the class report: what each question's failures were (ben's missing bias is a mistake the test names)
+    with open(course / "reports" / ASSIGNMENT / "misconceptions.csv", newline="", encoding="utf-8") as f:
+        counts = {(r["question"], r["category"], r["mistake"]): int(r["students"]) for r in csv.DictReader(f)}
+    report = {("test_affine_forward", "named mistake", "the bias b is missing"): 1,
+              ("test_affine_forward", "passed", ""): 3, ("test_numerical_gradient", "not answered", ""): 2,
+              ("test_numerical_gradient", "passed", ""): 3, ("test_two_layer_loss", "not submitted", ""): 1,
+              ("test_softmax_loss", "passed", ""): 4}
+    print("\nthe class report (reports/01_feedforward/misconceptions.html):")
+    for key, want in report.items():
+        print(f"  {key[0]}: {key[2] or key[1]}: {counts.get(key)} (expected {want})")
+        if counts.get(key) != want:
+            wrong.append(f"the class report's {key}")
     feedback = sorted(p.relative_to(home).as_posix() for p in (home / ASSIGNMENT / "feedback").rglob("*.html"))
     reports = sorted(p.name for p in (course / "reports" / ASSIGNMENT).iterdir())
     entries = sorted(p.name + ("/" if p.is_dir() else "") for p in course.iterdir())

@@ -369,3 +369,37 @@ def generate(params, prefix, length, temperature, rng, num_samples=1):
         "message": "the ids are not integers",
     },
 ]
+
+# Right answers that write into their input dh (the instructions forbid modifying x only, in rnn_forward): the
+# tests hand every function copies of their inputs, so these score full marks in every mode (assert, record).
+RIGHT = [
+    {
+        "name": "step_backward_in_place_dh",
+        "cell": "rnn_step_backward",
+        "source": '''
+def rnn_step_backward(dh, cache):
+    x, h_prev, Wx, Wh, h = cache
+    dh *= 1 - h * h  # dh now holds the gradient through the tanh
+    return dh @ Wx.T, dh @ Wh.T, x.T @ dh, h_prev.T @ dh, dh.sum(axis=0)
+''',
+    },
+    {
+        "name": "bptt_in_place_dh",
+        "cell": "rnn_backward",
+        "source": '''
+def rnn_backward(dh, cache):
+    N, T, H = dh.shape
+    D = cache[0][0].shape[1]
+    dx = np.zeros((N, T, D))
+    dWx, dWh, db = np.zeros((D, H)), np.zeros((H, H)), np.zeros(H)
+    for t in range(T - 1, -1, -1):
+        dx[:, t], dh_prev, dWx_t, dWh_t, db_t = rnn_step_backward(dh[:, t], cache[t])
+        dWx += dWx_t
+        dWh += dWh_t
+        db += db_t
+        if t > 0:
+            dh[:, t - 1] += dh_prev  # what step t sends back, added to the gradient from outside
+    return dx, dh_prev, dWx, dWh, db
+''',
+    },
+]

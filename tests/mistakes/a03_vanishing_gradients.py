@@ -182,3 +182,22 @@ def clip_by_global_norm(grads, max_norm):
         "message": "a least-squares fit through every point",
     },
 ]
+
+# A right answer that writes into its input dh (the instructions forbid modifying the inputs of
+# clip_by_global_norm only): the tests hand it a copy, so it scores full marks in every mode (assert, record).
+RIGHT = [
+    {
+        "name": "grad_norms_in_place_dh",
+        "cell": "hidden_grad_norms",
+        "source": '''
+def hidden_grad_norms(dh, h, Wh):
+    N, T, H = h.shape
+    norms = np.empty(T)
+    for t in range(T - 1, -1, -1):
+        norms[t] = np.sqrt(np.sum(dh[:, t] ** 2))
+        if t > 0:
+            dh[:, t - 1] += (dh[:, t] * (1.0 - h[:, t] ** 2)) @ Wh.T
+    return norms
+''',
+    },
+]
