@@ -239,35 +239,75 @@ class Terminal:
     ``run`` types a command line and then, on the same line, an ``echo`` of a marker with ``$?``; the marker
     as the shell prints it (digits in place of ``$?``) ends the command's output and gives its exit status.
     Output is the terminal's: the echoed input and the prompt included, carriage returns and escape
-    sequences removed."""
+    sequences removed.
+
+    A websocket that nobody reads for a while misses the server's pings and is closed by the server (the
+    terminal itself lives on), as a browser tab's would be after sleeping: the panel reconnects, and so does
+    this client, before typing after an idle spell and whenever the server closed it while waiting (terminado
+    sends the terminal's recent output again to a new connection, so a marker printed meanwhile is found)."""
+
+    IDLE = 20.0  # seconds without reading after which the websocket is opened afresh before typing
 
     def __init__(self, server: UserServer, timeout: float = 60):
-        import websocket
-
         r = server.request("POST", "/api/terminals")
         assert r.status_code == 200, f"{server.name}: no terminal: {r.status_code} {r.text[:300]}"
         self.server, self.name = server, r.json()["name"]
-        url = server.base.replace("http://", "ws://") + f"/terminals/websocket/{self.name}"
-        self.ws = websocket.create_connection(url, header=[f"Authorization: token {server.token}"],
+        self.ws = None
+        self._connect(timeout)
+        self.run("true", timeout=timeout)  # the login shell has read its profile and shows a prompt
+
+    def _connect(self, timeout: float = 60) -> None:
+        import websocket
+
+        if self.ws is not None:
+            self.ws.close()
+        url = self.server.base.replace("http://", "ws://") + f"/terminals/websocket/{self.name}"
+        self.ws = websocket.create_connection(url, header=[f"Authorization: token {self.server.token}"],
                                               timeout=timeout)
         self.ws.send(json.dumps(["set_size", 50, 500]))  # rows, columns: wide, so commands are not wrapped
-        self.run("true", timeout=timeout)  # the login shell has read its profile and shows a prompt
+        self.used = time.monotonic()
+
+    def _send(self, text: str) -> None:
+        if time.monotonic() - self.used > self.IDLE:
+            self._connect()
+        self.ws.send(json.dumps(["stdin", text]))
 
     def run(self, command: str, timeout: float = 600) -> tuple[int, str]:
         """Type ``command`` (one line) and wait for its marker; return (exit status, output)."""
-        import websocket
+        return self.wait(self.start(command), timeout)
 
+    def start(self, command: str) -> str:
+        """Type ``command`` (one line) and return at once (e.g. a program that runs until Ctrl-C); ``wait``
+        with the returned token gives its exit status and output."""
         assert "\n" not in command, f"one command line at a time: {command!r}"
         token = uuid.uuid4().hex[:12]
-        self.ws.send(json.dumps(["stdin", f'{command}; echo "{token}:$?:{token}"\r']))
+        self._send(f'{command}; echo "{token}:$?:{token}"\r')
+        return token
+
+    def interrupt(self) -> None:
+        """Ctrl-C, as typed into the terminal."""
+        self._send("\x03")
+
+    def wait(self, token: str, timeout: float = 600) -> tuple[int, str]:
+        """Wait for the marker of the command that ``start`` typed; return (exit status, output)."""
+        import websocket
+
+        command = f"the command with marker {token}"
         marker = re.compile(rf"{token}:(\d+):{token}")
         raw, out, deadline = "", "", time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.ws.settimeout(max(1.0, deadline - time.monotonic()))
             try:
-                message = json.loads(self.ws.recv())
+                data = self.ws.recv()
             except websocket.WebSocketTimeoutException:
                 break
+            except websocket.WebSocketConnectionClosedException:
+                data = ""
+            self.used = time.monotonic()
+            if not data:  # the server closed the websocket (not the terminal): read on through a new one
+                self._connect()
+                continue
+            message = json.loads(data)
             if message[0] == "disconnect":
                 raise AssertionError(f"{self.server.name}'s terminal closed during {command!r}:\n{out[-3000:]}")
             if message[0] != "stdout":

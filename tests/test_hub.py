@@ -16,8 +16,9 @@ with a wrong function), the feedback each student fetches (no hidden tests), tha
 exchange's inbound or feedback folders, cannot read another student's submission, cannot write the released
 assignment, cannot read the instructor's ``source/`` or gradebook, has no formgrader and no access to another
 user's server, and cannot rename or delete what others made in the exchange (its sticky bit); in the browser,
-a manual grade given in the formgrader reaches the gradebook and ``nbgrader export``. Screenshots go to
-``_build/screenshots/hub``.
+a manual grade given in the formgrader reaches the gradebook and ``nbgrader export``; and grading on
+submission: the README's watcher typed into the instructor's terminal, each student's new submission graded
+and its own feedback fetched. Screenshots go to ``_build/screenshots/hub``.
 
 Root only (it creates Unix users, and the hub must switch to them); skipped when not root or without
 ``useradd``. Everything it creates (users, their groups and homes, processes, the temporary folder with the
@@ -60,6 +61,7 @@ from hub_helpers import (
     substitute,
     user_exists,
 )
+from nbgrader.utils import notebook_hash
 
 pytestmark = pytest.mark.slow
 
@@ -473,3 +475,62 @@ def test_formgrader_in_a_browser_grades_the_essay(hub):
     rows = {r["student_id"]: r for r in csv.DictReader(io.StringIO((Path(course) / "grades.csv").read_text()))}
     assert float(rows[ana.name]["score"]) == 11.0 and float(rows[ana.name]["max_score"]) == 11.0, rows[ana.name]
     assert float(rows[NAMES["ben"]]["score"]) == 6.0, rows[NAMES["ben"]]
+
+
+def _clip_score(html: str) -> float:
+    found = re.search(r'href="#test_clip_by_global_norm">Test cell</a> \(Score: ([\d.]+)', html)
+    assert found, "the feedback lists no score for test_clip_by_global_norm"
+    return float(found.group(1))
+
+
+def test_grading_on_submission(hub):
+    """The README's watcher, typed into the instructor's terminal, grades each new submission as it arrives:
+    ana (now with the wrong clip) and ben (now right) submit again from their terminals and each fetches, with
+    ``nbgrader fetch_feedback``, the feedback of that submission: their own answer and result, nothing of the
+    other's. Ctrl-C stops the watcher cleanly."""
+    assert hub.flow_done, "needs the released assignment and the students' fetched notebooks"
+    teacher, ana, ben = (hub.servers[NAMES[k]] for k in ("teacher", "ana", "ben"))
+    terminal = hub.terminal(teacher.name)
+    cd, watch = hub.block("the instructor: grade each submission")
+    terminal.check(cd)
+    running = terminal.start(watch)
+    started = time.monotonic()
+    try:
+        submit, fetch_feedback = hub.block("each student: submit again")
+        inbound = hub.exchange / "rnn-course" / "inbound"
+        nb_path = f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+        new = {}
+        for student, wrong in ((ana, {"clip_by_global_norm": WRONG_CLIP}), (ben, {})):
+            essay = f"Second answer of {student.name}: the gradient shrinks by about rho per step."
+            student.put_notebook(nb_path, answered(student.get_notebook(nb_path), wrong, essay))
+            before = set(os.listdir(inbound))
+            hub.terminal(student.name).check(submit)
+            (new[student.name],) = [n for n in set(os.listdir(inbound)) - before if n.startswith(student.name + "+")]
+        pages = {}
+        for student in (ana, ben):
+            secret = (inbound / new[student.name] / "submission_secret.txt").read_text()
+            released = (hub.exchange / "rnn-course" / "feedback" /
+                        f"{notebook_hash(secret=secret, notebook_id=ASSIGNMENT)}.html")
+            deadline = time.monotonic() + 600  # a guard against a hang, not a timing test
+            while not released.exists():
+                assert time.monotonic() < deadline, f"no feedback for {student.name}'s new submission"
+                time.sleep(0.5)
+            print(f"{student.name}: feedback released {time.monotonic() - started:.0f} s after the watcher started")
+            hub.terminal(student.name).check(fetch_feedback)
+            timestamp = new[student.name].split("+")[2]
+            pages[student.name] = student.python(
+                "import os\n"
+                f"open(os.path.expanduser('~/{ASSIGNMENT}/feedback/{timestamp}/{ASSIGNMENT}.html')).read()")
+        for student, other, clip in ((ana, ben, 0.0), (ben, ana, 3.0)):
+            html = pages[student.name]
+            assert f"Second answer of {student.name}" in html and f"answer of {other.name}" not in html
+            assert _clip_score(html) == clip, f"{student.name}: {html[-3000:]}"
+            assert "Attempt " in html and "BEGIN HIDDEN" not in html
+    finally:
+        terminal.interrupt()
+        status, out = terminal.wait(running, timeout=300)
+        print(f"--- the watcher, last lines:\n{out[-3000:]}")
+    assert status == 0 and "stopping" in out, out[-3000:]
+    record = json.loads(teacher.python(
+        f"import json, os\nopen(os.path.expanduser('~/rnn-course/.grading/watch/{ASSIGNMENT}.json')).read()"))
+    assert all(record["submissions"][new[s.name]]["status"] == "graded" for s in (ana, ben)), record
