@@ -29,7 +29,9 @@ from slurm_helpers import SlurmCluster
 
 from course_lib.grading import sandbox
 from course_lib.grading.limits import Limits
-from course_lib.grading.slurm import SlurmBackend, SlurmError, result_cap, validate
+from course_lib.grading.slurm import SlurmBackend, SlurmError
+from course_lib.grading.slurm_results import read_result, validate
+from course_lib.grading.slurm_task import result_cap
 
 LIMITS = "cell=10,wall=120,ram=2048"
 WRONG_SOFTMAX = "def softmax_loss(s, y):\n    return 0.0, np.zeros_like(s)\n"
@@ -54,29 +56,22 @@ def test_a_nodes_result_must_have_the_runners_shape(result, why):
     assert got is None if why is None else why in got
 
 
-def _backend_stub(tmp_path):
-    backend = SlurmBackend.__new__(SlurmBackend)  # only the reader: no Slurm, no dispatcher
-    backend.run_dir = str(tmp_path)
-    return backend
-
-
 def test_a_nodes_result_is_read_like_an_untrusted_file(tmp_path):
     limits = Limits(output=1)
-    backend = _backend_stub(tmp_path)
     (tmp_path / "result.json").write_text(json.dumps(GOOD))
-    assert backend._read_result(str(tmp_path), limits) == (GOOD, None)
+    assert read_result(str(tmp_path), limits) == (GOOD, None)
     (tmp_path / "result.json").write_bytes(b" " * (result_cap(limits) + 1))
-    assert "larger than" in backend._read_result(str(tmp_path), limits)[1]
+    assert "larger than" in read_result(str(tmp_path), limits)[1]
     (tmp_path / "result.json").unlink()
     (tmp_path / "elsewhere.json").write_text(json.dumps(GOOD))
     (tmp_path / "result.json").symlink_to(tmp_path / "elsewhere.json")
-    assert "symbolic link" in backend._read_result(str(tmp_path), limits)[1]
+    assert "symbolic link" in read_result(str(tmp_path), limits)[1]
     (tmp_path / "result.json").unlink()
     (tmp_path / "result.json").write_text("{not json")
-    result, failure = backend._read_result(str(tmp_path), limits)
+    result, failure = read_result(str(tmp_path), limits)
     assert result is None and "refused" in failure
     (tmp_path / "result.json").write_text(json.dumps({"cells": "all passed"}))
-    assert "no cells" in backend._read_result(str(tmp_path), limits)[1]
+    assert "no cells" in read_result(str(tmp_path), limits)[1]
 
 
 # --- against a real single-node Slurm ------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Grading on submission (course_lib/grading/watch.py): the policy, the fair queue, the feedback's additions and
-the record, fast; then the watcher itself on one machine, as a subprocess beside an nbgrader exchange (slow).
+"""Grading on submission (course_lib/grading/watch.py, watch_policy.py, watch_feedback.py, watch_exchange.py): the
+policy, the fair queue, the feedback's additions and the record, fast; then the watcher itself on one machine,
+as a subprocess beside an nbgrader exchange (slow).
 
 The hub test (tests/test_hub.py) runs the watcher as the instructor with students submitting from their
 JupyterLab terminals."""
@@ -17,7 +18,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course_lib.grading.watch import STUDENT_ID, FairQueue, Policy, State, SubmissionNotes
+from course_lib.grading.watch_exchange import STUDENT_ID
+from course_lib.grading.watch_feedback import SubmissionNotes
+from course_lib.grading.watch_policy import FairQueue, Policy, State
 
 # --- the policy ---------------------------------------------------------------------------------------------
 
@@ -206,7 +209,7 @@ def test_hidden_results_withheld_before_the_due_date(withhold):
 
 
 def test_the_record_survives_a_restart_and_refuses_a_broken_file(tmp_path):
-    from course_lib.grading.watch import Entry
+    from course_lib.grading.watch_policy import Entry
 
     path = tmp_path / ".grading" / "watch" / "a.json"
     state = State(str(path))

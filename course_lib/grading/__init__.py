@@ -18,9 +18,11 @@ notebook outputs, there and again in the parent), :mod:`.verdict` (trusted: comp
 records with the reference's), :mod:`.scoring` (trusted: nbgrader's scoring preprocessors write the
 gradebook), :mod:`.summary`, :mod:`.similarity` (trusted: near-copies for review, no score). :mod:`.pool`
 runs the pool (and holds :func:`autograde`); :mod:`.slurm` hands the sandboxed runs to Slurm array tasks
-instead (``--backend slurm``: the same sandbox on the nodes, plain data back, the rest stays here);
-:mod:`.feedback` is nbgrader's ``generate_feedback`` preprocessor; :mod:`.watch` grades each submission as it
-arrives in the exchange (``python -m course_lib.grading watch``).
+instead (``--backend slurm``: :mod:`.slurm_task` runs the same sandbox on the nodes, :mod:`.slurm_results`
+reads the plain data back, the rest stays here); :mod:`.feedback` is nbgrader's ``generate_feedback``
+preprocessor; :mod:`.watch` grades each submission as it arrives in the exchange (``python -m
+course_lib.grading watch``), by :mod:`.watch_policy` (attempts, fairness, its record), with
+:mod:`.watch_exchange` (what it trusts of the exchange) and :mod:`.watch_feedback` (its notes on the feedback).
 
 Threat model
 ------------
@@ -101,15 +103,15 @@ hidden test source, no output that contains a line of the hidden tests (verbatim
 escapes; an *encoded* copy, e.g. base64, is not recognised), and nothing a student wrote as active HTML or
 JavaScript. A failed check's message says what was checked and the likely mistake, never the expected value.
 
-*Grading on submission* (:mod:`.watch`). The exchange's inbound folder is writable by every student, so the
-watcher believes nothing a submission says about itself: its time (for attempts, the cool-down, the due
-date, and the ``timestamp.txt`` the gradebook and the late penalty read) is when its folder last changed (its
-ctime, which no user can set back), not its name or its ``timestamp.txt``; it is taken as ``<student>``'s only
-if the Unix user of that name owns its folder (or the watcher's own user does); ids outside
+*Grading on submission* (:mod:`.watch`, :mod:`.watch_exchange`). The exchange's inbound folder is writable by
+every student, so the watcher believes nothing a submission says about itself: its time (for attempts, the
+cool-down, the due date, and the ``timestamp.txt`` the gradebook and the late penalty read) is when its folder
+last changed (its ctime, which no user can set back), not its name or its ``timestamp.txt``; it is taken as
+``<student>``'s only if the Unix user of that name owns its folder (or the watcher's own user does); ids outside
 ``[A-Za-z0-9_.@-]`` are ignored; its files are copied without following links or opening FIFOs, with size and
 count caps. So a student can neither spend another's attempts nor replace another's grade by naming a folder
-after them, nor date a submission back (tested). A student who submits in a loop delays the others by at
-most the gradings under way. (``nbgrader collect`` itself trusts the name and ``timestamp.txt``.)
+after them, nor date a submission back (tested). A student who submits in a loop delays the others by at most the
+gradings under way. (``nbgrader collect`` itself trusts the name and ``timestamp.txt``.)
 
 *Limits (what is not claimed).* The separate uid per worker exists only when the grader runs as root
 (tested); as a normal user, RLIMIT_NPROC is counted against that user, so without cgroups one submission's

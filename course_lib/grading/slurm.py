@@ -14,14 +14,13 @@ of each prepared notebook to Slurm:
   cancelled, out of memory, node failure, past Slurm's time limit): each gets a problem row with Slurm's state
   and the tail of its log. A class that Slurm has not finished within ``--slurm-timeout`` seconds is cancelled
   (``scancel``) and its remaining submissions are reported as timed out, so a run never hangs on the queue.
-* **Node** (``python -I -m course_lib.grading.slurm task RUN BATCH``, the array task; trusted code from the
-  same shared installation, with the grader's rights). It copies its task's working copy to a local temporary
-  folder, builds the *same* sandbox command as the local pool (:func:`.sandbox.command`: the node's cgroups, a
-  uid of its own, the restricted course_lib), feeds the job on stdin, applies the same wall-clock limit, caps
-  the runner's output at :func:`result_cap`, and writes it (plain JSON, never executed) with a status file.
-* **Untrusted data back.** The parent reads the result like a submitted file (no link, no FIFO, size cap),
-  parses it as JSON and checks its shape (:func:`validate`) before the pool's verdicts see it; everything in
-  it is then treated exactly as the local runner's output (outputs rebuilt, records judged in the parent).
+* **Node** (:mod:`.slurm_task`, ``python -I -m course_lib.grading.slurm_task RUN BATCH``, the array task): the
+  same sandbox as the local pool on the node's local disk, its output capped at
+  :func:`.slurm_task.result_cap`, written back as plain JSON with a status file.
+* **Untrusted data back** (:mod:`.slurm_results`). The parent reads the result like a submitted file (no
+  link, no FIFO, size cap), parses it as JSON and checks its shape before the pool's verdicts see it;
+  everything in it is then treated exactly as the local runner's output (outputs rebuilt, records judged in
+  the parent).
 
 Requirements: the course directory's shared folder and this Python environment at the same paths on every
 node, bubblewrap and user namespaces on the nodes (a node without them fails its task with the reason), and
@@ -38,7 +37,6 @@ import math
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,60 +46,16 @@ from dataclasses import dataclass, field
 
 from . import sandbox
 from .limits import Limits
+from .slurm_results import log_tail, printable_excerpt, read_result, read_status
 
 TOOLS = ("sbatch", "squeue", "scancel", "sinfo")
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
             "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"}
 REFUSED_ARGS = ("--array", "-a", "--wrap", "--export", "--output", "-o", "--error", "-e", "--parsable")
-STATUS_MAX = 64 * 1024  # bytes of a status file
-LOG_MAX = 256 * 1024  # bytes of a task's log read for its last lines
-SLOT_BASE, SLOTS = 100, 4000  # a node's sandbox uid: 61000 + 100 + (job id mod 4000), see task()
 
 
 class SlurmError(RuntimeError):
     """Slurm cannot be used as asked (a missing command, an unknown partition, bad --slurm-args)."""
-
-
-def result_cap(limits: Limits) -> int:
-    """Most bytes a task's result may have: twice the output budget (outputs and their records) plus 8 MiB."""
-    return 2 * int(limits.output * 1024 * 1024) + (8 << 20)
-
-
-def validate(result) -> str | None:
-    """None if ``result`` has the runner's shape (what the pool reads of it), else why not."""
-    if not isinstance(result, dict):
-        return "the result is not a JSON object"
-    cells = result.get("cells")
-    if not isinstance(cells, dict):
-        return "the result has no cells"
-    for key, cell in cells.items():
-        if not (isinstance(key, str) and key.isdigit() and isinstance(cell, dict)):
-            return "a cell of the result is not the runner's"
-        if not isinstance(cell.get("status"), str) or not isinstance(cell.get("reason"), (str, type(None))):
-            return "a cell of the result has no valid status"
-        for name in ("outputs", "records", "blocked"):
-            if not isinstance(cell.get(name, []), list):
-                return f"a cell's {name} is not a list"
-    if not isinstance(result.get("stop_reason"), (str, type(None))):
-        return "the result's stop_reason is not text"
-    if not isinstance(result.get("language_info"), (dict, type(None))):
-        return "the result's language_info is not an object"
-    return None
-
-
-def _printable(text: str, limit: int = 300) -> str:
-    """Untrusted text (a log) for a problem row: printable characters only, shortened."""
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
-    return text[:limit]
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -177,7 +131,7 @@ class SlurmBackend:
             os.mkdir(os.path.join(self.run_dir, sub))
         self.script = os.path.join(self.run_dir, "task.sh")
         with open(self.script, "w") as f:
-            f.write(f"#!/bin/sh\nexec {shlex.quote(self.python)} -I -m course_lib.grading.slurm task "
+            f.write(f"#!/bin/sh\nexec {shlex.quote(self.python)} -I -m course_lib.grading.slurm_task "
                     f"{shlex.quote(self.run_dir)} \"$1\"\n")
         os.chmod(self.script, 0o700)
         self.cond = threading.Condition()
@@ -244,24 +198,11 @@ class SlurmBackend:
             pass
         try:
             if task.failure is None:
-                task.result, task.failure = self._read_result(folder, limits)
+                task.result, task.failure = read_result(folder, limits)
         finally:
             if not self.keep:
                 shutil.rmtree(folder, ignore_errors=True)
         return (None, task.failure) if task.failure else (task.result, None)
-
-    def _read_result(self, folder: str, limits: Limits) -> tuple[dict | None, str | None]:
-        from .prepare import read_regular  # the parent's reader of untrusted files (nbgrader: parent only)
-
-        try:
-            data = read_regular(os.path.join(folder, "result.json"), result_cap(limits))
-            result = json.loads(data)
-        except FileNotFoundError:
-            return None, "the Slurm task reported success but wrote no result"
-        except ValueError as error:  # too large, a link, not JSON
-            return None, f"the Slurm task's result was refused: {error}"[:300]
-        why = validate(result)
-        return (None, f"the Slurm task's result was refused: {why}") if why else (result, None)
 
     def cancel(self, why: str = "cancelled by the grader (interrupted)") -> None:
         """Cancel every array in Slurm and release every waiting submission with ``why``."""
@@ -336,7 +277,7 @@ class SlurmBackend:
             job_id = out.stdout.strip().split(";")[0]
             if out.returncode != 0 or not job_id.isdigit():
                 why = (out.stderr.strip() or out.stdout.strip()).splitlines()
-                raise SlurmError(f"sbatch refused the job array: {_printable(' | '.join(why[-2:]))}")
+                raise SlurmError(f"sbatch refused the job array: {printable_excerpt(' | '.join(why[-2:]))}")
         except (OSError, subprocess.SubprocessError, SlurmError) as error:
             for task in batch.tasks:
                 task.finish(None, str(error) if isinstance(error, SlurmError) else f"sbatch failed: {error}")
@@ -353,7 +294,7 @@ class SlurmBackend:
         for batch in live:
             for task in batch.tasks:
                 if not task.done.is_set() and f"{task.seq}.json" in done:
-                    task.finish(*self._status(task))
+                    task.finish(*read_status(os.path.join(self.run_dir, "done", f"{task.seq}.json")))
             if all(t.done.is_set() for t in batch.tasks):
                 continue
             if now - batch.submitted > self.timeout:
@@ -366,18 +307,6 @@ class SlurmBackend:
                 continue
             if use_squeue:
                 self._check_ended(batch, now)
-
-    def _status(self, task: _Task) -> tuple[dict | None, str | None]:
-        """What the node's status file says: (None, None) when the result is ready to read."""
-        from .prepare import read_regular
-
-        try:
-            status = json.loads(read_regular(os.path.join(self.run_dir, "done", f"{task.seq}.json"), STATUS_MAX))
-        except (OSError, ValueError) as error:
-            return None, f"the Slurm task's status was refused: {error}"[:300]
-        if not isinstance(status, dict) or not isinstance(status.get("failure"), (str, type(None))):
-            return None, "the Slurm task's status was refused: not the node's format"
-        return (None, _printable(status["failure"], 500)) if status["failure"] else (None, None)
 
     def _states(self, batch: _Batch) -> dict[int, tuple[str, str]] | None:
         """array index -> (state, reason) from squeue (None if squeue failed; {} once Slurm forgot the job)."""
@@ -445,102 +374,5 @@ class SlurmBackend:
             detail = ", ".join(x for x in (reason if reason not in ("None", "") else "",
                                            f"exit code {code}" if code else "") if x)
             why = f"the Slurm job {job} ended {state}{f' ({detail})' if detail else ''}"
-        return f"{why} without a result{self._log_tail(batch, index)}"
-
-    def _log_tail(self, batch: str, index: int) -> str:
-        from .prepare import read_regular
-
-        try:
-            data = read_regular(os.path.join(self.run_dir, "logs", f"{batch}_{index}.log"), LOG_MAX)
-        except (OSError, ValueError):
-            return ""
-        lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()][-2:]
-        return f"; its log ends: {_printable(' | '.join(lines))}" if lines else ""
-
-
-# --- the node's side ---------------------------------------------------------------------------------------
-
-def _run_capped(cmd: list[str], env, stdin: bytes, out_path: str, timeout: float,
-                cap: int) -> tuple[int | None, str]:
-    """Run ``cmd`` with ``stdin``, its stdout into ``out_path``; (exit code or None on timeout, stderr tail)."""
-    with open(out_path, "wb") as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, env=env,
-                                start_new_session=True)
-
-        def feed():
-            try:
-                proc.stdin.write(stdin)
-                proc.stdin.close()
-            except OSError:
-                pass
-
-        threading.Thread(target=feed, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        code = None
-        while time.monotonic() < deadline:
-            try:
-                code = proc.wait(timeout=0.5)
-                break
-            except subprocess.TimeoutExpired:
-                if os.fstat(out.fileno()).st_size > cap:
-                    break
-        if code is None:
-            try:
-                os.killpg(proc.pid, 9)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        err.seek(0)
-        tail = err.read()[-4000:].decode(errors="replace").strip().splitlines()[-3:]
-        return code, " | ".join(tail)[:400]
-
-
-def task(run_dir: str, batch: str) -> int:
-    """The array task: run one prepared notebook in this node's sandbox; write its result and status."""
-    index = int(os.environ["SLURM_ARRAY_TASK_ID"])
-    with open(os.path.join(run_dir, "batches", f"{os.path.basename(batch)}.json")) as f:
-        seq = int(json.load(f)[index])
-    folder = os.path.join(run_dir, "tasks", str(seq))
-    failure = None
-    start = time.monotonic()
-    local = tempfile.mkdtemp(prefix="grading-slurm-")
-    try:
-        with open(os.path.join(folder, "meta.json")) as f:
-            meta = json.load(f)
-        with open(os.path.join(folder, "job.json"), "rb") as f:
-            job = f.read()
-        limits = Limits(**meta["limits"])
-        ok, why = sandbox.available()
-        if not ok:
-            failure = f"no sandbox on node {socket.gethostname()}: {why}"
-        else:
-            # a uid of its own on this node (61000 + slot): array tasks side by side on one node never share it
-            slot = SLOT_BASE + int(os.environ.get("SLURM_JOB_ID", "0")) % SLOTS
-            workdir = os.path.join(local, "workdir")
-            shutil.copytree(os.path.join(folder, "workdir"), workdir, symlinks=True)
-            sandbox.prepare_workdir(workdir, slot)
-            cmd, env = sandbox.command(workdir, limits, slot=slot, sandbox=True, course_lib_dir=meta["course_lib"])
-            out_path = os.path.join(folder, ".result.part")
-            code, tail = _run_capped(cmd, env, job, out_path, limits.wall, result_cap(limits))
-            size = os.path.getsize(out_path)
-            if size > result_cap(limits):
-                failure = f"the grading process returned more than {result_cap(limits)} bytes"
-            elif code is None:
-                failure = f"ran past the wall-clock limit of {limits.wall:g} s"
-            elif code != 0:
-                failure = f"the grading process exited with {code}: {tail}"
-            else:
-                os.replace(out_path, os.path.join(folder, "result.json"))
-    except Exception as error:  # reported as this submission's problem, never as a pass
-        failure = f"the Slurm task failed on {socket.gethostname()}: {type(error).__name__}: {error}"[:500]
-    finally:
-        shutil.rmtree(local, ignore_errors=True)
-    status = {"failure": failure, "seconds": round(time.monotonic() - start, 3), "node": socket.gethostname()}
-    _write_atomic(os.path.join(run_dir, "done", f"{seq}.json"), json.dumps(status).encode())
-    return 0
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] != "task":
-        sys.exit("usage: python -I -m course_lib.grading.slurm task RUN_DIR BATCH (run by Slurm, not by hand)")
-    sys.exit(task(sys.argv[2], sys.argv[3]))
+        tail = log_tail(os.path.join(self.run_dir, "logs", f"{batch}_{index}.log"))
+        return f"{why} without a result{tail}"
