@@ -307,3 +307,46 @@ def from_torch(module) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return Wx, Wh, np.zeros(Wh.shape[1], Wh.dtype)
     b = (module.bias_ih_l0 + module.bias_hh_l0).detach().cpu().numpy()
     return Wx, Wh, b
+
+
+# ---------------------------------------------------------------------------------------------------------
+# assignment 4's stand-in: what its tests expect from a sequence function run on the stand-in step functions
+
+
+def stand_in_sequence_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray,
+                              b: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """The stand-in for an LSTM layer that assignment 4's tests use: a tanh RNN (:mod:`course_lib.rnn`) on the
+    state ``s = [h, c]`` with the LSTM's signature and shapes (the first ``2H`` columns of ``Wx``, ``Wh``
+    reshaped to ``(2H, 2H)`` and ``b[:2H]``). Returns ``h (N, T, H)`` and the cache for
+    :func:`stand_in_sequence_backward`."""
+    from course_lib.rnn import rnn_forward
+
+    H = h0.shape[1]
+    s, cache = rnn_forward(x, np.concatenate([h0, c0], axis=1), Wx[:, : 2 * H], Wh.reshape(2 * H, 2 * H),
+                           b[: 2 * H])
+    return s[:, :, :H], (H, cache)
+
+
+def stand_in_sequence_backward(dh: np.ndarray, cache: tuple) -> tuple[np.ndarray, ...]:
+    """The gradients ``(dx, dh0, dc0, dWx, dWh, db)`` of ``sum(h * dh)`` for :func:`stand_in_sequence_forward`
+    (zero in the columns of ``Wx`` and ``b`` the stand-in does not use)."""
+    from course_lib.rnn import rnn_backward
+
+    H, rnn_cache = cache
+    dx, ds0, dWx2, dWh2, db2 = rnn_backward(np.concatenate([dh, np.zeros_like(dh)], axis=2), rnn_cache)
+    dWx = np.zeros((dWx2.shape[0], 4 * H), dtype=dWx2.dtype)
+    dWx[:, : 2 * H] = dWx2
+    db = np.zeros(4 * H, dtype=db2.dtype)
+    db[: 2 * H] = db2
+    return dx, ds0[:, :H], ds0[:, H:], dWx, dWh2.reshape(H, 4 * H), db
+
+
+def stand_in_classifier_loss(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
+    """The softmax loss of assignment 4's classifier (scores ``h[:, -1] @ Wy + by`` from the last hidden state,
+    zero initial states) with :func:`stand_in_sequence_forward` in place of the LSTM layer."""
+    from course_lib.feedforward import softmax_loss
+
+    N, H = x.shape[0], params["Wh"].shape[0]
+    zeros = np.zeros((N, H), dtype=params["Wh"].dtype)
+    h = stand_in_sequence_forward(x, zeros, zeros, params["Wx"], params["Wh"], params["b"])[0]
+    return softmax_loss(h[:, -1] @ params["Wy"] + params["by"], y)[0]

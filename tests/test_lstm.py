@@ -196,3 +196,32 @@ def test_forward_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="shapes"):
         lstm.lstm_forward(np.zeros((2, 3, 4)), np.zeros((2, 5)), np.zeros((2, 5)), np.zeros((4, 5)),
                           np.zeros((5, 20)), np.zeros(20))
+
+
+def test_stand_in_is_a_tanh_rnn_on_h_and_c_with_matching_gradients(rng):
+    """Assignment 4's stand-in: h of the tanh RNN on [h, c]; its backward pass and classifier loss agree with
+    numerical gradients (relative error below 1e-7; tanh of small inputs, float64)."""
+    from course_lib.rnn import rnn_forward
+
+    N, T, D, H, C = 2, 3, 3, 2, 3
+    x, h0, c0 = random_inputs(rng, N, T, D, H)
+    Wx, Wh, b = random_params(rng, D, H)
+    h, cache = lstm.stand_in_sequence_forward(x, h0, c0, Wx, Wh, b)
+    s = rnn_forward(x, np.concatenate([h0, c0], axis=1), Wx[:, :2 * H], Wh.reshape(2 * H, 2 * H), b[:2 * H])[0]
+    assert h.shape == (N, T, H)
+    assert_close(h, s[:, :, :H])
+    dh = rng.standard_normal((N, T, H))
+    grads = lstm.stand_in_sequence_backward(dh, cache)
+    for value, name in zip((x, h0, c0, Wx, Wh, b), ["x", "h0", "c0", "Wx", "Wh", "b"], strict=True):
+        args = dict(x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, b=b)
+        num = numerical_gradient(lambda a=args: lstm.stand_in_sequence_forward(**a)[0], value, dh)
+        got = grads[["x", "h0", "c0", "Wx", "Wh", "b"].index(name)]
+        assert got.shape == value.shape
+        assert rel_error(got, num) < 1e-7, name
+    params = {"Wx": Wx, "Wh": Wh, "b": b, "Wy": rng.standard_normal((H, C)), "by": rng.standard_normal(C)}
+    y = rng.integers(0, C, N)
+    loss = lstm.stand_in_classifier_loss(params, x, y)
+    scores = lstm.stand_in_sequence_forward(x, np.zeros((N, H)), np.zeros((N, H)), Wx, Wh, b)[0][:, -1] \
+        @ params["Wy"] + params["by"]
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    assert loss == pytest.approx(np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(N), y]), rel=1e-12)

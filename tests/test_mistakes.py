@@ -276,6 +276,7 @@ def test_class_report_counts_what_the_catalogue_says(assignments, assignment, tm
     """The catalogue graded as a class (each wrong answer one student, plus one right answer): the
     misconception report counts, per question, exactly the students the catalogue says it catches, each under
     the named mistake its message names (else "failed otherwise"), as visible or hidden as the catalogue says."""
+    from course_lib.checks import message
     from course_lib.grading import misconceptions as mc
 
     a = assignments(assignment)
@@ -289,13 +290,14 @@ def test_class_report_counts_what_the_catalogue_says(assignments, assignment, tm
     assert list(tallies) == [grade_id(c) for c in a.tests]
     for gid, q in tallies.items():
         caught = [m for m in mistakes if m["caught_by"] == gid]
-        named = {text for c in checks[gid] for text in c["mistakes"]}
+        # each named mistake with the message a student reads (the check's name, then the mistake's text)
+        named = {text: message(c["test"], c["key"], c["spec"], text) for c in checks[gid] for text in c["mistakes"]}
         assert q.n == len(mistakes) + 2
         assert sorted(q.students["passed"]) == sorted({m["name"] for m in mistakes} - {m["name"] for m in caught}
                                                       | {"right"})
         assert q.students["missing"] == ["absent"] and not q.students["unanswered"] and not q.students["timeout"]
         for m in caught:
-            hits = {text for text in named if m["message"] in text}
+            hits = {text for text, shown in named.items() if m["message"] in shown}
             if hits:
                 assert m["name"] in q.students["mistake"], (gid, m["name"])
                 assert any(m["name"] in q.mistakes[text] for text in hits), (gid, m["name"], hits)
