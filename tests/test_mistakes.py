@@ -297,15 +297,19 @@ def test_class_report_counts_what_the_catalogue_says(assignments, assignment, tm
                                                       | {"right"})
         assert q.students["missing"] == ["absent"] and not q.students["unanswered"] and not q.students["timeout"]
         for m in caught:
-            hits = {text for text, shown in named.items() if m["message"] in shown}
+            # the named mistakes this student reads in their feedback: counted under each, else "failed otherwise"
+            problems = results[m["name"]][gid]["failed"]
+            hits = {text for text, shown in named.items() if shown in problems}
             if hits:
                 assert m["name"] in q.students["mistake"], (gid, m["name"])
-                assert any(m["name"] in q.mistakes[text] for text in hits), (gid, m["name"], hits)
+                assert all(m["name"] in q.mistakes[text] for text in hits), (gid, m["name"], hits)
             else:
                 assert m["name"] in q.students["other"], (gid, m["name"])
+            assert not any(m["name"] in q.mistakes[text] for text in set(named) - hits), (gid, m["name"])
             assert m["name"] in (q.visible_failed if m["visible"] else q.hidden_only), (gid, m["name"])
         assert len(q.students["mistake"]) + len(q.students["other"]) == len(caught)
         assert sum(len(v) for v in q.mistakes.values()) >= len(q.students["mistake"])
+    assert any(q.students["mistake"] for q in tallies.values()), "no wrong answer of the catalogue is a named mistake"
     paths = mc.write_reports(list(tallies.values()), str(tmp_path), f"{assignment}: what the class got wrong")
     text = open(paths["misconceptions_csv"], encoding="utf-8").read()
     assert text.count("\n") == 1 + sum(6 + len(q.mistakes) + 2 for q in tallies.values())
