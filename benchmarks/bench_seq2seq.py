@@ -1,6 +1,7 @@
-"""English to Spanish translation on the official test split: attention vs none, greedy vs beam, BLEU by length.
+"""English to Spanish translation on the official test split: attention vs none vs a Transformer, greedy vs beam.
 
-Trains a :class:`course_lib.seq2seq.Seq2Seq` with attention and one without, each for the same wall-clock
+Trains a :class:`course_lib.seq2seq.Seq2Seq` with attention and one without (and, with ``--only transformer``, a
+:class:`course_lib.transformer.TransformerSeq2Seq` through the same loop and decoders), each for the same wall-clock
 budget (default 15 minutes of training, evaluation excluded), on the training part of the fixed split of
 ``course_lib.spa_eng``, then translates the whole test split with greedy decoding and with beam search and
 prints BLEU beside the issue's goals (at least 25, aim for 35). Two BLEU figures are printed for each:
@@ -38,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from course_lib import seq2seq, spa_eng
+from course_lib import seq2seq, spa_eng, transformer
 from course_lib.imdb import cache_dir
 
 GOALS = {"minimum": 25.0, "aim": 35.0}
@@ -66,7 +67,8 @@ def sacre(hyps: list[list[str]], refs: list[str]) -> float:
 
 def evaluate(model, data: spa_eng.PairDataset, tgt_vocab, beam: int, alpha: float, subset: str = "test") -> dict:
     t0 = time.perf_counter()
-    hyps = seq2seq.translate(model, data, tgt_vocab, beam=beam, alpha=alpha)
+    translate = transformer.translate if isinstance(model, transformer.TransformerSeq2Seq) else seq2seq.translate
+    hyps = translate(model, data, tgt_vocab, beam=beam, alpha=alpha)
     seconds = time.perf_counter() - t0
     refs = [spa_eng.tokenize(r) for r in data.refs]
     lengths = [len(s) - 1 for s in data.src]
@@ -77,12 +79,23 @@ def evaluate(model, data: spa_eng.PairDataset, tgt_vocab, beam: int, alpha: floa
             "loadavg_after": load()}
 
 
-def run_one(name: str, prep: spa_eng.Prepared, args, attention: bool) -> dict:
-    torch.manual_seed(args.seed)
+def build_model(name: str, prep: spa_eng.Prepared, args):
+    """The model of run ``name``: the GRU encoder-decoder with or without attention, or the Transformer."""
+    if name == "transformer":
+        config = transformer.TransformerConfig(len(prep.src_vocab), len(prep.tgt_vocab), width=args.width,
+                                               heads=args.heads, ff=args.ff, encoder_layers=args.layers,
+                                               decoder_layers=args.layers, dropout=args.dropout)
+        return transformer.TransformerSeq2Seq(config), config
     config = seq2seq.ModelConfig(len(prep.src_vocab), len(prep.tgt_vocab), emb=args.emb, hidden=args.hidden,
-                                 attention=attention, attn_size=args.attn, out_size=args.out_size,
-                                 bidirectional=not args.unidirectional)
-    model = seq2seq.Seq2Seq(config)
+                                 attention=name == "attention", attn_size=args.attn, out_size=args.out_size,
+                                 bidirectional=not args.unidirectional, dropout=args.rnn_dropout)
+    return seq2seq.Seq2Seq(config), config
+
+
+def run_one(name: str, prep: spa_eng.Prepared, args) -> dict:
+    torch.manual_seed(args.seed)
+    model, config = build_model(name, prep, args)
+    attention = name != "none"
     train_config = seq2seq.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                        seed=args.seed, max_seconds=args.minutes * 60)
     ckpt = cache_dir() / "runs" / f"seq2seq-{name}"
@@ -96,7 +109,8 @@ def run_one(name: str, prep: spa_eng.Prepared, args, attention: bool) -> dict:
         history = seq2seq.train(model, prep.train, train_config, val=None, checkpoint_dir=ckpt,
                                 resume=args.resume, progress=not args.quiet, extra={"loadavg_before": before})
     after_train = load()
-    result = {"name": name, "attention": attention, "model_config": config.to_dict(),
+    result = {"name": name, "attention": attention, "architecture": "transformer" if name == "transformer" else "gru",
+              "model_config": config.to_dict(),
               "train_config": train_config.to_dict(), "parameters": sum(p.numel() for p in model.parameters()),
               "train_seconds": history["seconds"], "epochs_done": history["epoch"][-1] if history["epoch"] else 0,
               "train_loss": history["train_loss"][-1] if history["train_loss"] else None,
@@ -129,7 +143,14 @@ def main(argv=None) -> None:
     sub.add_parser("download", help="download and verify spa.txt into the cache")
     run = sub.add_parser("run", help="train and evaluate; print the figures; write a result file")
     run.add_argument("--minutes", type=float, default=15.0, help="training budget of each model")
-    run.add_argument("--only", choices=["attention", "none"], help="train only one of the two models")
+    run.add_argument("--only", choices=["attention", "none", "transformer"],
+                     help="train only one model (by default the two GRU models, with and without attention)")
+    run.add_argument("--width", type=int, default=256, help="Transformer: model width")
+    run.add_argument("--heads", type=int, default=4, help="Transformer: attention heads")
+    run.add_argument("--ff", type=int, default=1024, help="Transformer: feed-forward width")
+    run.add_argument("--layers", type=int, default=3, help="Transformer: encoder and decoder layers (each)")
+    run.add_argument("--dropout", type=float, default=0.1, help="Transformer: dropout")
+    run.add_argument("--rnn-dropout", type=float, default=0.0, help="GRU models: dropout")
     run.add_argument("--tgt-vocab", type=int, default=8000, help="target vocabulary size (specials included)")
     run.add_argument("--max-len", type=int, default=20, help="leave out training pairs longer than this")
     run.add_argument("--emb", type=int, default=128)
@@ -188,10 +209,8 @@ def main(argv=None) -> None:
                         "src_vocab": len(prep.src_vocab), "tgt_vocab": len(prep.tgt_vocab), "max_len": args.max_len,
                         "edges": EDGES},
                "goals": GOALS, "runs": []}
-    for name, attention in (("attention", True), ("none", False)):
-        if args.only and args.only != name:
-            continue
-        results["runs"].append(run_one(name, prep, args, attention))
+    for name in (("attention", "none") if not args.only else (args.only,)):
+        results["runs"].append(run_one(name, prep, args))
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=1) + "\n")

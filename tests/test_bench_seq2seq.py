@@ -62,3 +62,14 @@ def test_combine_refuses_runs_made_on_other_data(bench, tmp_path):
     with pytest.raises(SystemExit, match="different data settings"):
         bench.main(["combine", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(tmp_path / "c.json")])
     assert not (tmp_path / "c.json").exists()
+
+
+def test_the_transformer_goes_through_the_same_entry_point_and_record(bench, tmp_path):
+    result = run(bench, tmp_path, "--only", "transformer", "--width", "8", "--heads", "2", "--ff", "16",
+                 "--layers", "1", "--beam", "2", "--beam-subset", "4")
+    (r,) = result["runs"]
+    assert r["name"] == "transformer" and r["architecture"] == "transformer"
+    assert r["model_config"]["width"] == 8 and r["model_config"]["encoder_layers"] == 1
+    assert [(e["beam"], e["subset"]) for e in r["evaluations"]] == [
+        (1, "test"), (1, "4 evenly spaced test pairs"), (2, "4 evenly spaced test pairs")]
+    assert all(0 <= e["sacrebleu"] <= 100 for e in r["evaluations"])
