@@ -96,3 +96,22 @@ def test_gradient_through_a_diagonal_recurrence_is_the_product_of_its_coefficien
     dh[:, -1] = 1.0
     _, _, dh0 = sc.linear_recurrence_backward(dh, a, h, np.zeros((1, 3)))
     np.testing.assert_allclose(dh0[0], np.prod(a[0], axis=0), rtol=1e-10)
+
+
+def test_the_timing_benchmark_records_every_model_and_length(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scan.py"
+    spec = importlib.util.spec_from_file_location("bench_scan", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "t.json"
+    bench.main(["--lengths", "8", "16", "--batch", "2", "--inputs", "4", "--hidden", "8", "--heads", "2",
+                "--repeats", "1", "--threads", "1", "--out", str(out)])
+    record = json.loads(out.read_text())
+    assert set(record["torch_seconds"]) == {"8", "16"}
+    assert set(record["torch_seconds"]["8"]) == {"gru", "mingru_loop", "mingru_scan", "transformer_layer"}
+    assert all(s > 0 for row in record["torch_seconds"].values() for s in row.values())
+    assert record["provenance"]["loadavg_start"] >= 0
