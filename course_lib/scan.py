@@ -152,3 +152,47 @@ def MinGRU(input_size: int, hidden_size: int, scan: bool = True):
             return torch.stack(states, dim=1)
 
     return _MinGRU()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Linear attention, two ways: a causal attention and a recurrent network with a matrix state
+# ----------------------------------------------------------------------------------------------------------
+def feature_map(x: np.ndarray) -> np.ndarray:
+    """``elu(x) + 1``, the positive feature map of Katharopoulos et al. (2020)."""
+    return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0)))
+
+
+def linear_attention_parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    r"""Causal linear attention of ``q, k (N, T, d)`` over ``v (N, T, dv)``, all positions at once:
+
+    .. math::
+
+        y_t = \frac{\sum_{s \le t} (\phi(q_t) \cdot \phi(k_s))\, v_s}{\sum_{s \le t} \phi(q_t) \cdot \phi(k_s)},
+
+    softmax attention with :math:`\exp(q \cdot k)` replaced by :math:`\phi(q) \cdot \phi(k)`; ``O(T^2)`` work.
+    """
+    fq, fk = feature_map(q), feature_map(k)
+    T = q.shape[1]
+    scores = (fq @ np.swapaxes(fk, -1, -2)) * np.tril(np.ones((T, T)))  # (N, T, T), the future zeroed
+    return (scores @ v) / scores.sum(axis=-1, keepdims=True)
+
+
+def linear_attention_recurrent(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    r"""The same outputs by a recurrent network whose state is a ``(d, dv)`` matrix and a ``(d,)`` vector:
+
+    .. math::
+
+        S_t = S_{t-1} + \phi(k_t)^\top v_t, \quad z_t = z_{t-1} + \phi(k_t), \quad
+        y_t = \frac{\phi(q_t) S_t}{\phi(q_t) \cdot z_t},
+
+    ``O(T)`` work and a state of fixed size, whatever the length: attention, run as a recurrence.
+    """
+    fq, fk = feature_map(q), feature_map(k)
+    N, T, d = q.shape
+    S, z = np.zeros((N, d, v.shape[-1])), np.zeros((N, d))
+    out = np.empty((N, T, v.shape[-1]))
+    for t in range(T):
+        S += fk[:, t, :, None] * v[:, t, None, :]  # outer product, (N, d, dv)
+        z += fk[:, t]
+        out[:, t] = np.einsum("nd,nde->ne", fq[:, t], S) / np.einsum("nd,nd->n", fq[:, t], z)[:, None]
+    return out

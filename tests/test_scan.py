@@ -115,3 +115,14 @@ def test_the_timing_benchmark_records_every_model_and_length(tmp_path):
     assert set(record["torch_seconds"]["8"]) == {"gru", "mingru_loop", "mingru_scan", "transformer_layer"}
     assert all(s > 0 for row in record["torch_seconds"].values() for s in row.values())
     assert record["provenance"]["loadavg_start"] >= 0
+
+
+def test_linear_attention_as_a_recurrence_equals_its_parallel_form():
+    rng = np.random.default_rng(8)
+    q, k, v = rng.standard_normal((2, 9, 3)), rng.standard_normal((2, 9, 3)), rng.standard_normal((2, 9, 4))
+    np.testing.assert_allclose(sc.linear_attention_recurrent(q, k, v), sc.linear_attention_parallel(q, k, v),
+                               rtol=1e-12, atol=1e-13)
+    changed = v.copy()
+    changed[:, 5:] += 3.0  # causal: later values change nothing before them
+    np.testing.assert_array_equal(sc.linear_attention_parallel(q, k, changed)[:, :5],
+                                  sc.linear_attention_parallel(q, k, v)[:, :5])
