@@ -11,10 +11,9 @@ dimensions (``(N, D)`` or ``(N, T, D)``), so the recurrent chapters reuse them o
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 Cache = tuple
 
@@ -332,91 +331,6 @@ class MLP:
         return scores.argmax(axis=1)
 
 
-def sgd_momentum_step(
-    params: dict[str, np.ndarray],
-    grads: dict[str, np.ndarray],
-    velocity: dict[str, np.ndarray],
-    lr: float,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-) -> None:
-    r"""One SGD step with (heavy-ball) momentum, in place, in PyTorch's ``torch.optim.SGD`` form.
-
-    .. math::
-
-        g \leftarrow \nabla_\theta L + \lambda \theta, \qquad
-        v \leftarrow \mu v + g, \qquad \theta \leftarrow \theta - \eta v
-
-    ``velocity`` starts empty and is filled on the first step (then :math:`v = g`, as in torch).
-    """
-    for name, p in params.items():
-        g = grads[name] + weight_decay * p if weight_decay else grads[name]
-        if momentum:
-            v = velocity.get(name)
-            v = g.copy() if v is None else momentum * v + g
-            velocity[name] = v
-            g = v
-        p -= lr * g
-
-
-@dataclass
-class TrainHistory:
-    """Per-epoch metrics of :func:`train_mlp`."""
-
-    loss: list[float] = field(default_factory=list)
-    train_acc: list[float] = field(default_factory=list)
-    val_acc: list[float] = field(default_factory=list)
-
-
-def train_mlp(
-    model: MLP,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    epochs: int = 200,
-    batch_size: int = 32,
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    seed: int = 0,
-    x_val: np.ndarray | None = None,
-    y_val: np.ndarray | None = None,
-    progress: bool = True,
-) -> TrainHistory:
-    """Train ``model`` in place with minibatch SGD and momentum; reshuffle every epoch.
-
-    Args:
-        model: an :class:`MLP`.
-        x: ``(N, D)`` training inputs; y: ``(N,)`` labels.
-        epochs, batch_size, lr, momentum, weight_decay: the optimiser's settings.
-        seed: seed of the shuffling (the run is deterministic given the model's initial weights).
-        x_val, y_val: optional held-out data, scored after every epoch.
-        progress: show a tqdm bar over epochs.
-
-    Returns:
-        :class:`TrainHistory`: mean training loss, training accuracy and validation accuracy per epoch.
-    """
-    if len(x) != len(y):
-        raise ValueError(f"{len(x)} inputs but {len(y)} labels")
-    rng = np.random.default_rng(seed)
-    velocity: dict[str, np.ndarray] = {}
-    history = TrainHistory()
-    for _ in tqdm(range(epochs), desc="epochs", disable=not progress, leave=False):
-        order = rng.permutation(len(x))
-        losses = []
-        for start in range(0, len(x), batch_size):
-            idx = order[start : start + batch_size]
-            loss, grads = model.loss(x[idx], y[idx])
-            grads.pop("x")
-            sgd_momentum_step(model.params, grads, velocity, lr, momentum, weight_decay)
-            losses.append(loss * len(idx))
-        history.loss.append(float(np.sum(losses) / len(x)))
-        history.train_acc.append(float(np.mean(model.predict(x) == y)))
-        if x_val is not None and y_val is not None:
-            history.val_acc.append(float(np.mean(model.predict(x_val) == y_val)))
-    return history
-
-
 # ----------------------------------------------------------------------------------------------------------
 # A generated dataset the chapter can draw
 # ----------------------------------------------------------------------------------------------------------
@@ -437,3 +351,7 @@ def make_spirals(
     angle = 4.0 * radius + 2 * np.pi * y / n_classes + rng.normal(0, noise, radius.shape)
     x = np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=1)
     return x, y.astype(np.int64)
+
+
+# The optimisers and the training loop live in course_lib.optim; they are also reachable from here.
+from .optim import TrainHistory, adam_step, sgd_momentum_step, train_mlp, train_mlp_with  # noqa: E402, F401

@@ -71,9 +71,7 @@ def gru_step_forward(
     return h, (x, h_prev, Wx, Wh, r, z, n, vn)
 
 
-def gru_step_backward(
-    dh: np.ndarray, cache: tuple
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def gru_step_backward(dh: np.ndarray, cache: tuple) -> tuple[np.ndarray, ...]:
     r"""Backward pass of :func:`gru_step_forward`.
 
     The input and hidden pre-activations share the gradients of the gates but differ in the candidate block:
@@ -84,8 +82,8 @@ def gru_step_backward(
         du^n &= dh \odot (1 - z) \odot (1 - n^2), \quad dv^n = du^n \odot r, \\
         du^r = dv^r &= du^n \odot v^n \odot r (1 - r), \\
         du^z = dv^z &= dh \odot (h_{\mathrm{prev}} - n) \odot z (1 - z), \\
-        dx &= du\, W_x^\top, \quad dh_{\mathrm{prev}} = dh \odot z + dv\, W_h^\top, \quad
-        dW_x = x^\top du, \quad dW_h = h_{\mathrm{prev}}^\top dv, \quad db_x = \textstyle\sum_n du_n, \quad
+        dx &= du\, W_x^\top, \quad dh_{\mathrm{prev}} = dh \odot z + dv\, W_h^\top, \\
+        dW_x &= x^\top du, \quad dW_h = h_{\mathrm{prev}}^\top dv, \quad db_x = \textstyle\sum_n du_n, \quad
         db_h = \textstyle\sum_n dv_n
         \end{aligned}
 
@@ -103,7 +101,8 @@ def gru_step_backward(
     du = np.concatenate([dur, duz, dun], axis=1)  # (N, 3H)
     dv = np.concatenate([dur, duz, dun * r], axis=1)  # (N, 3H)
     dh_prev = dh * z + dv @ Wh.T
-    return du @ Wx.T, dh_prev, x.T @ du, h_prev.T @ dv, du.sum(axis=0), dv.sum(axis=0)
+    dx, dWx, dWh = du @ Wx.T, x.T @ du, h_prev.T @ dv
+    return dx, dh_prev, dWx, dWh, du.sum(axis=0), dv.sum(axis=0)
 
 
 # ----------------------------------------------------------------------------------------------------------

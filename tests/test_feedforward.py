@@ -231,3 +231,59 @@ def test_train_mlp_learns_spirals_and_is_reproducible():
 def test_train_mlp_rejects_mismatched_data():
     with pytest.raises(ValueError, match="labels"):
         ff.train_mlp(ff.MLP.create([2, 2]), np.zeros((3, 2)), np.zeros(2, dtype=int), progress=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Adam (adam_step) and train_mlp_with
+# ----------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("lr", "betas", "eps", "weight_decay"),
+    [(1e-3, (0.9, 0.999), 1e-8, 0.0), (0.05, (0.8, 0.99), 1e-6, 1e-2), (0.3, (0.0, 0.5), 1e-3, 0.0)],
+)
+def test_adam_step_matches_torch_optimizer_over_several_steps(rng, lr, betas, eps, weight_decay):
+    params = {"w": rng.standard_normal((3, 2)), "b": rng.standard_normal(2)}
+    tparams = [t(params["w"], True), t(params["b"], True)]
+    opt = torch.optim.Adam(tparams, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    state = {}
+    for _ in range(6):
+        # gradients of very different scales per coordinate: Adam's per-coordinate scaling is what is tested
+        scale = np.array([1e-3, 1.0, 1e2])[:, None]
+        grads = {"w": rng.standard_normal((3, 2)) * scale, "b": rng.standard_normal(2)}
+        ff.adam_step(params, grads, state, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        opt.zero_grad()
+        tparams[0].grad, tparams[1].grad = t(grads["w"]), t(grads["b"])
+        opt.step()
+        assert_close(params["w"], tparams[0])
+        assert_close(params["b"], tparams[1])
+    assert state["t"] == 6
+
+
+def test_adam_first_step_moves_every_coordinate_by_lr():
+    # at t = 1 the bias-corrected step is lr * g / (|g| + eps): lr times the sign, whatever the gradient's scale
+    params = {"w": np.zeros(4)}
+    grads = {"w": np.array([1e-4, -3.0, 250.0, -0.5])}
+    ff.adam_step(params, grads, {}, lr=0.01, eps=1e-12)
+    np.testing.assert_allclose(params["w"], -0.01 * np.sign(grads["w"]), rtol=1e-7)
+
+
+def test_train_mlp_with_sgd_step_reproduces_train_mlp():
+    x, y = ff.make_spirals(40, 3, seed=1)
+    a, b = ff.MLP.create([2, 8, 3], seed=2), ff.MLP.create([2, 8, 3], seed=2)
+    hist_a = ff.train_mlp(a, x, y, epochs=5, batch_size=16, lr=0.05, momentum=0.9, seed=3, progress=False)
+    velocity = {}
+    hist_b = ff.train_mlp_with(
+        b, x, y, lambda p, g: ff.sgd_momentum_step(p, g, velocity, 0.05, 0.9), epochs=5, batch_size=16, seed=3
+    )
+    assert hist_a.loss == hist_b.loss and hist_a.train_acc == hist_b.train_acc
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+
+
+def test_train_mlp_with_adam_learns_spirals():
+    x, y = ff.make_spirals(100, 3, noise=0.1, seed=0)
+    model, state = ff.MLP.create([2, 32, 32, 3], seed=0), {}
+    hist = ff.train_mlp_with(model, x, y, lambda p, g: ff.adam_step(p, g, state, lr=1e-2), epochs=60, seed=0)
+    assert hist.loss[-1] < 0.25 * hist.loss[0]
+    assert hist.train_acc[-1] > 0.9
+    with pytest.raises(ValueError, match="labels"):
+        ff.train_mlp_with(model, x, y[:-1], lambda p, g: None)

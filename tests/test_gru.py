@@ -145,3 +145,16 @@ def test_forward_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="shapes"):
         gru.gru_forward(np.zeros((2, 3, 4)), np.zeros((2, 5)), np.zeros((4, 15)), np.zeros((5, 10)),
                         np.zeros(15), np.zeros(15))
+
+
+@pytest.mark.parametrize(("D", "H"), [(1, 1), (4, 5), (3, 2)])
+def test_step_bias_gradients_differ_only_in_the_candidate_block_by_the_reset_gate(rng, D, H):
+    """The gru page's derivation: du and dv agree in the r and z blocks; in the n block dv = du * r. With one
+    example (N = 1) the bias gradients are du and dv themselves."""
+    x, h_prev = rng.standard_normal((1, D)), rng.standard_normal((1, H))
+    _, cache = gru.gru_step_forward(x, h_prev, *random_params(rng, D, H))
+    *_, dbx, dbh = gru.gru_step_backward(rng.standard_normal((1, H)), cache)
+    r = cache[4]  # (1, H): the reset gate
+    np.testing.assert_array_equal(dbx[: 2 * H], dbh[: 2 * H])
+    np.testing.assert_allclose(dbh[2 * H :], dbx[2 * H :] * r[0], rtol=1e-14, atol=0)
+    assert not np.allclose(dbx[2 * H :], dbh[2 * H :]), "a non-trivial reset gate makes the n blocks differ"
