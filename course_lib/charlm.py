@@ -16,7 +16,7 @@ where :math:`x_t` is the one-hot vector of character :math:`c_t` (so :math:`x_t 
   and every gradient (built from :mod:`course_lib.rnn` and :mod:`course_lib.feedforward`), and
   :meth:`CharRNN.sample` generates text.
 * :func:`tbptt_batches` cuts a long text into the chunks of truncated backpropagation through time;
-  :func:`train_charlm` trains with Adam (:func:`adam_step`), gradient clipping, and the hidden state carried
+  :func:`train_charlm` trains with Adam (:func:`course_lib.optim.adam_step`), gradient clipping, and the hidden state carried
   from chunk to chunk.
 * :class:`TorchCharRNN` and :func:`train_charlm_torch` are the same model and the same loop in PyTorch, so
   that torch can check every number.
@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from course_lib.feedforward import affine_backward, affine_forward
 from course_lib.gradients import clip_by_global_norm
+from course_lib.optim import adam_step  # the feedforward chapter's Adam; used here as charlm.adam_step too
 from course_lib.rnn import (
     rnn_backward,
     rnn_forward,
@@ -304,42 +305,6 @@ def tbptt_batches(
         for k in range(stream_len // seq_len):
             chunk = slice(k * seq_len, (k + 1) * seq_len)
             yield x_all[:, chunk], y_all[:, chunk], k == 0
-
-
-def adam_step(
-    params: dict[str, np.ndarray],
-    grads: dict[str, np.ndarray],
-    state: dict,
-    lr: float,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-) -> None:
-    r"""One Adam step (Kingma and Ba, 2015), in place, computed as ``torch.optim.Adam`` computes it.
-
-    .. math::
-
-        m \leftarrow \beta_1 m + (1 - \beta_1) g, \quad v \leftarrow \beta_2 v + (1 - \beta_2) g^2, \quad
-        \theta \leftarrow \theta - \frac{\eta}{1 - \beta_1^t} \,
-        \frac{m}{\sqrt{v} / \sqrt{1 - \beta_2^t} + \epsilon}
-
-    Args:
-        params, grads: name -> array (the gradients of the parameters of the same name).
-        state: starts as ``{}`` and keeps the step count and the moments between calls.
-        lr: :math:`\eta`; betas: :math:`(\beta_1, \beta_2)`; eps: :math:`\epsilon`.
-    """
-    beta1, beta2 = betas
-    state["t"] = t = state.get("t", 0) + 1
-    m, v = state.setdefault("m", {}), state.setdefault("v", {})
-    for name, p in params.items():
-        g = grads[name]
-        if name not in m:
-            m[name], v[name] = np.zeros_like(p), np.zeros_like(p)
-        m[name] *= beta1
-        m[name] += (1 - beta1) * g
-        v[name] *= beta2
-        v[name] += (1 - beta2) * g * g
-        denom = np.sqrt(v[name]) / np.sqrt(1 - beta2**t) + eps
-        p -= (lr / (1 - beta1**t)) * m[name] / denom
 
 
 @dataclass
