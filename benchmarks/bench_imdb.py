@@ -31,6 +31,7 @@ A run on another device than the CPU writes its record under its own name (``big
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import time
@@ -98,6 +99,7 @@ def run_hybrid(runs: Path, name: str) -> dict:
     weight, val_accuracy = bow.best_mixture(rnn_val, nb["val_probs"], y_val)
     test = np.load(runs / name / "test_predictions.npz")
     return {"name": "hybrid", "members": [name, "nbsvm"], "weight": weight, "val_accuracy": val_accuracy,
+            "val_split": "random",
             "n_val": len(y_val), "train_seconds": res["train_seconds"] + float(nb["seconds"]),
             "test": imdb_runs.score_predictions(weight * test["probs"] + (1 - weight) * nb["test_probs"],
                                                 test["labels"])}
@@ -148,6 +150,28 @@ def batching(threads: int) -> None:
               "processed (1.000 = no padding)")
 
 
+def probe(args) -> None:
+    """Score a trained run on the probe sentences and add the answers to its record (``"probe"``): the record must
+    describe that run (same test accuracy as the checkpoint's saved test predictions)."""
+    runs = Path(args.runs_dir).expanduser() if args.runs_dir else imdb.cache_dir() / "runs"
+    name = args.probe
+    path = Path(args.records_dir) / f"{name}{imdb_records.device_tag(args.device)}.json"
+    record = json.loads(path.read_text())
+    answers = imdb_runs.probe_run(runs / name)
+    if abs(answers["checkpoint_test_accuracy"] - record["test"]["accuracy"]) > 1e-9:
+        raise SystemExit(f"{runs / name} scores {answers['checkpoint_test_accuracy']:.5f} on the test split, its "
+                         f"record {path} {record['test']['accuracy']:.5f}: not the run of that record")
+    answers["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    record["probe"] = answers
+    imdb_records.write_record(record, args.records_dir)
+    by_group: dict[str, list[int]] = {}
+    for s in answers["sentences"]:
+        by_group.setdefault(s["group"], []).append(int((s["p_positive"] > 0.5) == s["label"]))
+        print(f"{s['group']:<9} {s['label']} {s['p_positive']:.3f}  {s['text']}")
+    print("correct: " + ", ".join(f"{g} {sum(v)}/{len(v)}" for g, v in by_group.items()))
+    print(f"record: {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help=f"comma-separated subset of nbsvm,{','.join(imdb_runs.PRESETS)}")
@@ -160,10 +184,19 @@ def main() -> None:
     parser.add_argument("--records-dir", default=str(imdb_records.RECORDS_DIR),
                         help="where result records go (default book/results/imdb)")
     parser.add_argument("--no-records", action="store_true", help="write no result records")
+    parser.add_argument("--no-time-budget", action="store_true",
+                        help="train every epoch of the preset, whatever the wall-clock time (on a loaded machine a "
+                             "preset's max_seconds would cut epochs that a quiet one completes)")
     parser.add_argument("--combine", action="store_true",
                         help="with --only: also the ensemble and the NBSVM hybrid of the runs named (always without)")
+    parser.add_argument("--probe", metavar="RUN",
+                        help="only score the trained run RUN (its best.pt in the runs dir) on the negation and "
+                             "contrast sentences of course_lib.imdb_runs.PROBE, and write the answers into its record")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.probe:
+        probe(args)
+        return
     if args.batching:
         batching(args.threads)
         return
@@ -192,7 +225,8 @@ def main() -> None:
                 res = run_nbsvm(runs / name, not args.quiet)
             else:
                 p = imdb_runs.PRESETS[name]
-                res = imdb_runs.train_run(name, p["model"], p["train"], vocab_size=p["vocab_size"], runs_dir=runs,
+                train = {**p["train"], "max_seconds": None} if args.no_time_budget else p["train"]
+                res = imdb_runs.train_run(name, p["model"], train, vocab_size=p["vocab_size"], runs_dir=runs,
                                           progress=not args.quiet, device=args.device)
             if not args.no_records:
                 record = imdb_records.make_record({**res, "name": name + ("" if name == "nbsvm" else tag)}, kind,
@@ -255,7 +289,9 @@ def main() -> None:
 
     # The best recurrent run mixed with the bag of words fitted on the same reviews (Mesnil et al. 2014 combine
     # a recurrent language model with NBSVM): its own row, not an ensemble of recurrent models.
-    if best_name and "nbsvm" in results and results[best_name]["data"]["train_limit"] is None:
+    if results.get(best_name, {}).get("data", {}).get("val_split", "random") != "random":
+        print(f"no hybrid: {best_name} was validated on whole movies, the NBSVM run on a random cut")
+    elif best_name and "nbsvm" in results and results[best_name]["data"]["train_limit"] is None:
         hybrid = run_hybrid(runs, best_name)
         save_combined(hybrid, "hybrid", runs, args, tag)
         print(f"hybrid of {best_name} and NBSVM (weight {hybrid['weight']:.2f} on the recurrent model, chosen by "

@@ -32,10 +32,15 @@ RECORD_VERSION = 1
 
 
 def run_modules(kind: str, model_configs=()) -> tuple[str, ...]:
-    """The modules behind a run of ``kind`` whose model configurations (its own, or its members') are given."""
+    """The modules behind a run of ``kind`` whose model configurations (its own, or its members') are given:
+    :data:`CODE_MODULES`, then ``bigrams`` for a model with bigram inputs, then ``imdb_split`` (the validation
+    cut) for every kind but NBSVM, whose held-out part :mod:`course_lib.bow` cuts. Records written before the
+    cut could follow movies list no ``imdb_split`` and stay fresh: without the archive's URL lists its cut is the
+    random one they used."""
     if kind not in CODE_MODULES:
         raise ValueError(f"kind must be one of {sorted(CODE_MODULES)}, not {kind!r}")
-    return CODE_MODULES[kind] + (("bigrams",) if any(has_bigrams(c) for c in model_configs) else ())
+    bigrams = ("bigrams",) if any(has_bigrams(c) for c in model_configs) else ()
+    return CODE_MODULES[kind] + bigrams + (() if kind == "nbsvm" else ("imdb_split",))
 
 
 def device_tag(device: str) -> str:
@@ -113,7 +118,7 @@ def make_record(results: dict, kind: str, device: str = "cpu", loadavg: tuple | 
         raise ValueError(f"the run {results.get('name')!r} has no test result; a record needs one")
     record = {"record_version": RECORD_VERSION, "name": results.get("name", kind), "kind": kind,
               "test": {k: results["test"][k] for k in ("accuracy", "n", "confusion")},
-              "train_seconds": float(results["train_seconds"])}
+              "train_seconds": float(results["train_seconds"]), "val_split": val_split(results, kind)}
     if kind == "recurrent":
         h = results["history"]
         record.update(val_accuracy=max(h["val_accuracy"]), n_train=results["n_train"], n_val=results["n_val"],
@@ -135,6 +140,17 @@ def make_record(results: dict, kind: str, device: str = "cpu", loadavg: tuple | 
                             "machine": _machine_record(device),
                             "loadavg_start_end": list(loadavg) if loadavg is not None else None}
     return record
+
+
+def val_split(results: dict, kind: str) -> str:
+    """How a run's validation reviews were cut: ``"by_movie"`` (whole movies, :mod:`course_lib.imdb_split`) or
+    ``"random"``. NBSVM's held-out part is always random; a recurrent run says it in ``results["data"]``, an
+    ensemble or hybrid in ``results["val_split"]`` (runs from before the choice existed: random)."""
+    if kind == "nbsvm":
+        return "random"
+    if kind == "recurrent":
+        return results["data"].get("val_split", "random")
+    return results.get("val_split", "random")
 
 
 def write_record(record: dict, records_dir: str | os.PathLike = RECORDS_DIR) -> Path:

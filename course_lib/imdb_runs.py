@@ -39,11 +39,12 @@ from .imdb import (
     ImdbData,
     _atomic_write,
     cache_dir,
-    fit_val_split,
     load_imdb,
     locate,
 )
 from .imdb_records import has_bigrams
+from .imdb_split import fit_val_split as movie_val_split
+from .imdb_split import movie_ids
 from .text import Vocabulary
 
 # ----------------------------------------------------------------------------------------------- runs (CLI)
@@ -93,6 +94,59 @@ PRESETS["bigru_bigram"] = _with_model("bigru_wide", bigram_dim=96, max_bigrams=1
 PRESETS["bigru_trigram"] = _with_model("bigru_bigram", max_trigrams=1_000_000)
 
 
+# Sentences written for the course (not reviews) in three groups, each with the label a reader would give it:
+# plain ones, negations, and contrasts where the last clause decides. The IMDb results page scores its own short
+# run on them; ``benchmarks/bench_imdb.py --probe <run>`` scores a full run and writes the answers into its record.
+PROBE = {
+    "plain": [
+        (1, "A wonderful film, beautifully acted and deeply moving."),
+        (0, "A boring, predictable film with terrible acting."),
+        (1, "I loved every minute of it."),
+        (0, "I hated every minute of it."),
+        (1, "One of the best films of the year."),
+        (0, "One of the worst films of the year."),
+    ],
+    "negation": [
+        (0, "This film is not good."),
+        (1, "This film is not bad."),
+        (0, "The acting was not good at all."),
+        (1, "Not bad at all, actually."),
+        (0, "I did not enjoy it."),
+        (1, "There is nothing bad about this film."),
+        (0, "There is nothing good about this film."),
+        (0, "Not a great film, not even a good one."),
+    ],
+    "contrast": [
+        (1, "I expected to hate it, but it was wonderful."),
+        (0, "I expected to love it, but it was terrible."),
+        (1, "The first hour is dull, but the ending is brilliant and worth the wait."),
+        (0, "The first hour is brilliant, but the ending is dull and ruins everything."),
+        (1, "The critics called it a mess, but I loved it."),
+        (0, "The critics loved it, but I found it a mess."),
+        (1, "Despite a weak script, the performances make it a great film."),
+        (0, "Despite great performances, the weak script makes it a bad film."),
+    ],
+}
+
+
+def probe_run(run: str | os.PathLike, which: str = "best") -> dict:
+    """A trained run's answers on :data:`PROBE`: for each sentence its group, label, the tokens the model read
+    (words outside its vocabulary as ``<unk>``) and p(positive); with the checkpoint probed and, from the run's
+    saved test predictions, the test accuracy of that checkpoint (the one the run evaluated)."""
+    from .text import tokenize
+    from .train import predict_texts
+
+    run = Path(run)
+    model, vocab, tcfg = load_run(run, which)
+    items = [(g, y, s) for g, group in PROBE.items() for y, s in group]
+    probs = predict_texts(model, vocab, [s for _, _, s in items], tcfg.max_len, tcfg.keep)
+    saved = np.load(run / "test_predictions.npz")
+    return {"checkpoint": f"{which}.pt", "checkpoint_test_accuracy": score_predictions(saved["probs"],
+                                                                                      saved["labels"])["accuracy"],
+            "sentences": [{"group": g, "label": int(y), "text": s, "read": vocab.decode(vocab.encode(tokenize(s))),
+                           "p_positive": float(p)} for (g, y, s), p in zip(items, probs, strict=True)]}
+
+
 def best_recurrent(runs: dict[str, dict]) -> str | None:
     """Name of the non-seed recurrent run with the highest validation accuracy (the test split plays no part)."""
     candidates = {n: max(r["history"]["val_accuracy"]) for n, r in runs.items()
@@ -133,8 +187,10 @@ def train_run(
 ) -> dict:
     """Train one model on IMDb, evaluate it on the test split, and write ``results.json`` beside its checkpoints.
 
-    The validation split (``val_fraction`` of the training reviews, drawn with ``train_config["seed"]``) picks the
-    best epoch; the test split is read only after training. Returns the results dictionary.
+    The validation split (``val_fraction`` of the training reviews, drawn with ``train_config["seed"]``; whole
+    movies where the data have the archive's URL lists, see :mod:`course_lib.imdb_split`) picks the best epoch;
+    the test split is read only after training. ``results["data"]["val_split"]`` says which cut it used
+    (``"by_movie"`` or ``"random"``). Returns the results dictionary.
     """
     import torch
 
@@ -144,10 +200,12 @@ def train_run(
 
     run = (Path(runs_dir).expanduser() if runs_dir else cache_dir(cache) / "runs") / name
     t_load = time.perf_counter()
-    data = load_imdb(vocab_size, min_freq, data_dir, cache, download=True, progress=progress)
+    _download_with_urls(data_dir, cache, progress)
+    data = load_imdb(vocab_size, min_freq, data_dir, cache, progress=progress)
     load_seconds = time.perf_counter() - t_load
     tcfg = TrainConfig.from_dict(train_config)
-    fit_set, val_set = fit_val_split(data.train, train_limit, val_fraction, tcfg.seed)
+    fit_set, val_set, val_split = movie_val_split(data.train, train_limit, val_fraction, tcfg.seed,
+                                                  movie_ids(data.root, "train"))
     model_config = {**model_config, "vocab_size": len(data.vocab)}
     keys = trigram_keys = None
     if has_bigrams(model_config):  # n-gram inputs: the n-grams kept come from the training part only
@@ -165,7 +223,8 @@ def train_run(
     mcfg = model.config
     device = torch.device(device) if device else default_device()
     extra = {"vocab": data.vocab.to_dict(), "model_config": mcfg.to_dict(), "data": {
-        "vocab_size": vocab_size, "min_freq": min_freq, "val_fraction": val_fraction, "train_limit": train_limit}}
+        "vocab_size": vocab_size, "min_freq": min_freq, "val_fraction": val_fraction, "train_limit": train_limit,
+        "val_split": val_split}}
     machine_before = _machine()
     history = fit(model, fit_set, val_set, tcfg, checkpoint_dir=run, resume=resume, device=device,
                   progress=progress, extra=extra)
@@ -185,6 +244,18 @@ def train_run(
     return results
 
 
+def _download_with_urls(data_dir, cache, progress: bool) -> None:
+    """Download the data (with the archive's URL lists, :func:`course_lib.imdb_split.download`) unless found."""
+    from .imdb_split import download
+
+    try:
+        locate(data_dir, cache)
+    except DatasetError:
+        if data_dir is not None or os.environ.get(ENV_DATA_DIR):
+            raise
+        download(cache, progress)
+
+
 def val_probabilities(run: str | os.PathLike, data_dir=None, cache=None,
                       data: ImdbData | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A run's predicted probabilities and the labels on its own validation split, rebuilt as it was cut.
@@ -197,7 +268,11 @@ def val_probabilities(run: str | os.PathLike, data_dir=None, cache=None,
         data = load_imdb(results["data"]["vocab_size"], results["data"]["min_freq"], data_dir, cache)
     if data.vocab != vocab:
         raise DatasetError(f"the data no longer give the vocabulary that {run} was trained with")
-    _, val = fit_val_split(data.train, results["data"]["train_limit"], results["data"]["val_fraction"], tcfg.seed)
+    d = results["data"]
+    movies = movie_ids(data.root, "train") if d.get("val_split", "random") == "by_movie" else None
+    if d.get("val_split") == "by_movie" and movies is None:
+        raise DatasetError(f"{run} was validated on whole movies, but the data have no URL lists to rebuild that cut")
+    _, val, _ = movie_val_split(data.train, d["train_limit"], d["val_fraction"], tcfg.seed, movies)
     return evaluate(model, val, 2 * tcfg.batch_size, tcfg.max_len, tcfg.keep)["probs"], val.labels
 
 
@@ -227,7 +302,8 @@ def best_ensemble(runs_dir: str | os.PathLike, names: list[str], budget_seconds:
             accuracy = float(np.mean((np.mean([val[n][0] for n in group], axis=0) > 0.5) == labels))
             if best is None or accuracy > best["val_accuracy"]:
                 best = {"members": list(group), "val_accuracy": accuracy, "train_seconds": seconds,
-                        "budget_seconds": budget_seconds, "n_val": len(labels)}
+                        "budget_seconds": budget_seconds, "n_val": len(labels),
+                        "val_split": results[group[0]]["data"].get("val_split", "random")}
     if best is None:
         return None
     tests = [np.load(runs_dir / n / "test_predictions.npz") for n in best["members"]]
@@ -323,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.quiet
     try:
         if args.command == "download":
-            print(locate(cache=args.cache_dir, download=True, progress=progress))
+            from .imdb_split import download
+
+            print(download(args.cache_dir, progress))
             return 0
         if args.command == "train":
             import torch

@@ -45,19 +45,36 @@ def test_every_toc_entry_exists_and_every_page_is_listed():
 
 
 def test_chapters_have_the_required_parts():
+    """Every executable page has objectives, a summary and code; every assignment is linked, as the student
+    notebook, from the Assignment section of a page (a chapter split over several pages links it once, from the
+    page whose material it covers), and every Assignment section links one."""
     assert chapters(), "no executable chapter found"
+    linked = set()
     for f in chapters():
         text = (ROOT / f"{f}.md").read_text()
         assert "kernelspec:" in text and "name: python3" in text, f"{f}: kernelspec missing"
         assert "Learning objectives" in text, f"{f}: no learning objectives"
         assert re.search(r"^## Summary", text, re.M), f"{f}: no summary section"
-        assert re.search(r"^## Assignment", text, re.M), f"{f}: no link to its assignment"
         assert "{code-cell}" in text, f"{f}: no executable code"
         links = re.findall(r"\{download\}`[^`]*</_build/student/([\w]+)\.ipynb>`", text)
-        assert links, f"{f}: its Assignment section must link the student notebook with {{download}}"
+        if re.search(r"^## Assignment", text, re.M):
+            assert links, f"{f}: its Assignment section must link the student notebook with {{download}}"
         for assignment in links:
             source = ROOT / "assignments" / "source" / assignment / f"{assignment}.ipynb"
             assert source.exists(), f"{f} links {assignment}, which has no source notebook"
+        linked.update(links)
+    sources = {p.name for p in (ROOT / "assignments" / "source").iterdir() if p.is_dir()}
+    assert sources <= linked, f"no page links {sorted(sources - linked)}"
+
+
+def test_assignments_are_numbered_in_the_order_of_the_book():
+    first_link = {}
+    for i, f in enumerate(chapters()):
+        for assignment in re.findall(r"\{download\}`[^`]*</_build/student/([\w]+)\.ipynb>`",
+                                     (ROOT / f"{f}.md").read_text()):
+            first_link.setdefault(assignment, i)
+    order = sorted(first_link, key=lambda a: (first_link[a], a))
+    assert order == sorted(first_link), f"assignments in the book's order: {order}"
 
 
 def test_bibliography_parses_and_every_citation_has_an_entry():

@@ -318,3 +318,87 @@ def test_the_real_dataset_has_the_official_layout():
     for split in imdb.SPLITS:
         for label in imdb.LABELS:
             assert sum(1 for n in os.listdir(root / split / label) if n.endswith(".txt")) == 12_500
+
+
+# ----------------------------------------------------------------------------------------------- validation by movie
+def write_urls(root: Path, movie_of, split: str = "train") -> None:
+    """The archive's ``urls_pos.txt`` / ``urls_neg.txt``: line i = the movie of review ``i_*.txt`` of that folder."""
+    for name in imdb.LABELS:
+        ids = [int(p.name.split("_")[0]) for p in (root / split / name).glob("*.txt")]
+        lines = [f"http://www.imdb.com/title/tt{movie_of(name, i):07d}/usercomments" for i in range(max(ids) + 1)]
+        (root / split / f"urls_{name}.txt").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def movie_archive(tmp_path):
+    """A fake dataset of 2 x 60 training reviews about 23 movies (1 to 12 reviews each, both labels mixed)."""
+    root = imdb.write_fake_dataset(tmp_path / "aclImdb", n_per_label=60, seed=3)
+    write_urls(root, lambda name, i: (i * 7 + (name == "pos")) % 23)
+    return root
+
+
+def test_validation_holds_out_whole_movies_deterministically(movie_archive):
+    from course_lib import imdb_split
+
+    data = imdb.load_imdb(200, data_dir=movie_archive, cache=movie_archive.parent / "cache")
+    movies = imdb_split.movie_ids(movie_archive, "train")
+    assert len(movies) == len(data.train) == 120 and len(set(movies)) == 23
+    fit, val, how = imdb_split.split_for(data, None, 0.2, seed=0)
+    assert how == "by_movie"
+    key = {tuple(s): m for s, m in zip(data.train.seqs, movies, strict=True)}  # the fake reviews are all distinct
+    assert len(key) == len(data.train)
+    fit_movies, val_movies = {key[tuple(s)] for s in fit.seqs}, {key[tuple(s)] for s in val.seqs}
+    assert not fit_movies & val_movies  # no movie in both parts
+    assert len(fit) + len(val) == 120
+    largest = max(np.unique(movies, return_counts=True)[1])
+    assert abs(len(val) - 24) <= largest / 2  # the fraction, up to half the largest movie
+    again = imdb_split.split_for(data, None, 0.2, seed=0)[1]
+    assert [s.tolist() for s in again.seqs] == [s.tolist() for s in val.seqs]  # deterministic
+    other = imdb_split.split_for(data, None, 0.2, seed=1)[1]
+    assert {key[tuple(s)] for s in other.seqs} != val_movies  # the seed draws the movies
+    limited_fit, limited_val, _ = imdb_split.split_for(data, 80, 0.25, seed=0)  # a train_limit first
+    assert len(limited_fit) + len(limited_val) == 80
+    assert not {key[tuple(s)] for s in limited_fit.seqs} & {key[tuple(s)] for s in limited_val.seqs}
+
+
+def test_without_url_lists_the_cut_is_the_random_one(movie_archive):
+    from course_lib import imdb_split
+
+    for name in imdb.LABELS:
+        (movie_archive / "train" / f"urls_{name}.txt").unlink()
+    data = imdb.load_imdb(200, data_dir=movie_archive, cache=movie_archive.parent / "cache")
+    assert imdb_split.movie_ids(movie_archive, "train") is None
+    fit, val, how = imdb_split.split_for(data, None, 0.2, seed=0)
+    old_fit, old_val = imdb.fit_val_split(data.train, None, 0.2, 0)
+    assert how == "random" and len(val) == 24
+    assert [s.tolist() for s in val.seqs] == [s.tolist() for s in old_val.seqs]
+    assert [s.tolist() for s in fit.seqs] == [s.tolist() for s in old_fit.seqs]
+
+
+def test_a_short_url_list_is_an_error(movie_archive):
+    from course_lib import imdb_split
+
+    path = movie_archive / "train" / "urls_pos.txt"
+    path.write_text("\n".join(path.read_text().splitlines()[:5]) + "\n")
+    with pytest.raises(imdb.DatasetError, match="has no line for the review"):
+        imdb_split.movie_ids(movie_archive, "train")
+
+
+def test_download_with_url_lists(server, tmp_path):
+    """imdb_split.download extracts the URL lists that imdb.download skips, and deletes the archive."""
+    from course_lib import imdb_split
+
+    src = tmp_path / "src" / "aclImdb"
+    build_archive(tmp_path)  # writes the fake dataset under src
+    write_urls(src, lambda name, i: i // 2)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path in sorted(src.rglob("*")):
+            tar.add(path, arcname=path.relative_to(src.parent).as_posix(), recursive=False)
+    cache = tmp_path / "cache"
+    spec = serve(server, buf.getvalue())
+    root = imdb_split.download(cache, False, spec["url"], sha256=spec["sha256"], size=spec["size"])
+    assert (root / "train" / "urls_pos.txt").read_text() == (src / "train" / "urls_pos.txt").read_text()
+    assert imdb_split.movie_ids(root, "train") is not None
+    assert not (root / "train" / "unsup").exists()
+    assert [p for p in leftovers(cache) if not p.startswith("aclImdb")] == ["downloads"]

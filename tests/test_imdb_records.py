@@ -50,8 +50,10 @@ def test_a_run_with_bigram_inputs_is_hashed_over_the_bigram_module_too(tiny_run,
     results, _ = tiny_run
     plain = {"cell": "gru"}
     bigram = {"cell": "gru", "bigram_dim": 4}
-    assert imdb_records.run_modules("recurrent", [plain]) == imdb_records.CODE_MODULES["recurrent"]
-    assert imdb_records.run_modules("hybrid", [plain, bigram]) == (*imdb_records.CODE_MODULES["hybrid"], "bigrams")
+    assert imdb_records.run_modules("recurrent", [plain]) == (*imdb_records.CODE_MODULES["recurrent"], "imdb_split")
+    assert imdb_records.run_modules("hybrid", [plain, bigram]) == (*imdb_records.CODE_MODULES["hybrid"], "bigrams",
+                                                                   "imdb_split")
+    assert imdb_records.run_modules("nbsvm") == imdb_records.CODE_MODULES["nbsvm"]  # bow cuts its own held-out part
     package = tmp_path / "course_lib"
     shutil.copytree(imdb_records.Path(imdb_records.__file__).parent, package,
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -62,6 +64,14 @@ def test_a_run_with_bigram_inputs_is_hashed_over_the_bigram_module_too(tiny_run,
         f.write("\n# a change\n")
     assert imdb_records.code_hash("recurrent", package, modules) != before  # the bigram run turns stale ...
     assert imdb_records.code_hash("recurrent", package) == imdb_records.code_hash("recurrent")  # ... the others do not
+    # a record from before the validation cut could follow movies lists no imdb_split: it stays fresh when that
+    # module changes, a newer one does not
+    newer = imdb_records.run_modules("recurrent", [plain])
+    split_before = imdb_records.code_hash("recurrent", package, newer)
+    with open(package / "imdb_split.py", "a") as f:
+        f.write("\n# a change\n")
+    assert imdb_records.code_hash("recurrent", package, newer) != split_before
+    assert imdb_records.code_hash("recurrent", package) == imdb_records.code_hash("recurrent")
     # read_records hashes each record over the modules it lists
     for name, mods in [("plain", None), ("bigram", modules)]:
         origin = imdb_records.provenance("recurrent", mods)
@@ -88,6 +98,7 @@ def test_a_record_holds_results_and_provenance_and_no_review_text(tiny_run):
     assert prov["code_hash"] == imdb_records.code_hash("recurrent") and prov["torch"] == torch.__version__
     assert prov["loadavg_start_end"] == [0.5, 0.7] and prov["machine"]["device"] == "cpu"
     assert len(prov["commit"] or "") in (0, 40) and prov["date"].endswith("+00:00")
+    assert record["val_split"] == results["data"]["val_split"] == "random"  # the fake data have no URL lists
     text = json.dumps(record)
     assert len(text) < 10_000
     words = {w.strip(".!").lower() for p in data.rglob("*.txt") for w in p.read_text().split()}
@@ -145,3 +156,28 @@ def test_score_predictions_counts_the_confusion_matrix():
 
 def test_device_tag_names_the_records_of_runs_off_the_cpu():
     assert [imdb_records.device_tag(d) for d in ("cpu", "cuda", "cuda:1")] == ["", "_cuda", "_cuda"]
+
+
+def test_every_record_says_how_its_validation_reviews_were_cut(tiny_run):
+    results, _ = tiny_run
+    assert imdb_records.val_split(results, "recurrent") == "random"
+    by_movie = {**results, "data": {**results["data"], "val_split": "by_movie"}}
+    assert imdb_records.make_record(by_movie, "recurrent")["val_split"] == "by_movie"
+    old = {**results, "data": {k: v for k, v in results["data"].items() if k != "val_split"}}
+    assert imdb_records.val_split(old, "recurrent") == "random"  # runs from before the choice existed
+    assert imdb_records.val_split({"val_split": "by_movie"}, "ensemble") == "by_movie"
+    assert imdb_records.val_split({"val_split": "by_movie"}, "nbsvm") == "random"
+    for r in imdb_records.read_records().values():  # the committed ones
+        assert r["val_split"] in ("by_movie", "random")
+
+
+def test_the_probe_scores_a_run_on_the_course_sentences(tiny_run):
+    results, data = tiny_run
+    run = data.parent / "runs" / "tiny"
+    answers = imdb_runs.probe_run(run)
+    n = sum(len(group) for group in imdb_runs.PROBE.values())
+    assert len(answers["sentences"]) == n and answers["checkpoint"] == "best.pt"
+    assert answers["checkpoint_test_accuracy"] == results["test"]["accuracy"]
+    first = answers["sentences"][0]
+    assert first["group"] == "plain" and first["label"] == 1 and 0 < first["p_positive"] < 1
+    assert first["read"][0] == "a" and "<unk>" in first["read"]  # the fake vocabulary lacks most of its words

@@ -117,6 +117,35 @@ def test_math_is_served_locally(built_book):
     assert not [s for s in scripts if s.startswith(("http://", "https://"))], "a script is loaded from the network"
 
 
+@pytest.mark.slow
+def test_no_page_is_taller_than_one_sitting(built_book, browser):
+    """Each page is one sitting: at most 15,000 CSS pixels tall in a 1280-px-wide window, math typeset (measured
+    by tools/page_heights.py, which chapter authors run on their own builds)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import page_heights
+    finally:
+        sys.path.pop(0)
+    heights = page_heights.page_heights(HTML, browser)
+    assert len(heights) >= len(pages()) - 1, heights  # every page but the search page was measured
+    tall = {name: h for name, h in heights.items() if h > page_heights.LIMIT}
+    assert not tall, f"pages taller than {page_heights.LIMIT:,} px at 1280 wide: {tall}"
+
+
+@pytest.mark.slow
+def test_a_code_line_of_88_characters_fits_its_block(site, browser):
+    """The chapters' code lines are at most 88 characters (tests/test_book.py); at 1280 px wide a code block
+    (input and output) shows at least that many, so no line of the course scrolls sideways."""
+    problems, page = load(browser, site + "book/feedforward.html")
+    fits = page.evaluate("""() => Array.from(document.querySelectorAll('div.highlight pre')).slice(0, 20).map(pre => {
+        const cs = getComputedStyle(pre), c = document.createElement('canvas').getContext('2d');
+        c.font = cs.fontSize + ' ' + cs.fontFamily;
+        const inner = pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+        return inner / (c.measureText('x'.repeat(100)).width / 100); })""")
+    page.close()
+    assert fits and min(fits) >= 88, fits
+
+
 def _anchors(path: Path) -> set[str]:
     return set(re.findall(r'\bid="([^"]+)"', path.read_text(errors="replace")))
 
