@@ -16,8 +16,8 @@ where :math:`x_t` is the one-hot vector of character :math:`c_t` (so :math:`x_t 
   and every gradient (built from :mod:`course_lib.rnn` and :mod:`course_lib.feedforward`), and
   :meth:`CharRNN.sample` generates text.
 * :func:`tbptt_batches` cuts a long text into the chunks of truncated backpropagation through time;
-  :func:`train_charlm` trains with Adam (:func:`course_lib.optim.adam_step`), gradient clipping, and the hidden state carried
-  from chunk to chunk.
+  :func:`train_charlm` trains with Adam (:func:`course_lib.optim.adam_step`), gradient clipping, and the hidden
+  state carried from chunk to chunk.
 * :class:`TorchCharRNN` and :func:`train_charlm_torch` are the same model and the same loop in PyTorch, so
   that torch can check every number.
 

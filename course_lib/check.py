@@ -10,7 +10,8 @@ The grader runs its own copy of every locked cell (the setup and the test cells)
 holds, and so does this check:
 
 * with ``--original RELEASE.ipynb`` (the notebook as it was released), every locked cell is restored from it
-  before the run, and a graded cell deleted from the submission is reported;
+  before the run, and a locked cell deleted from the submission is put back at its place (and reported), as
+  the grader puts it back;
 * without it, each locked cell is compared with the checksum nbgrader stored in its metadata when the
   assignment was released; a locked cell that was edited is reported and its question fails here, because its
   result says nothing about what the grader will run.
@@ -25,6 +26,7 @@ cannot be read or run.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import re
 import sys
@@ -56,6 +58,7 @@ class CheckReport:
     results: list[QuestionResult]
     edited: list[str] = field(default_factory=list)  # locked cells whose source differs from the released one
     restored: list[str] = field(default_factory=list)  # locked cells restored from --original
+    deleted: list[str] = field(default_factory=list)  # locked cells deleted from the notebook, put back from it
     answer_errors: list[str] = field(default_factory=list)  # errors raised in answer (solution) cells
     verified: bool = False  # whether the locked cells could be checked at all
     no_nbgrader: bool = False  # the notebook holds checksums, but nbgrader (which computes them) is missing
@@ -66,7 +69,10 @@ class CheckReport:
 
 
 def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+    """The cell's nbgrader metadata; ``{}`` when it is missing or not a dict (junk metadata, as nbgrader sees it)."""
+    metadata = cell.get("metadata", {})
+    meta = metadata.get("nbgrader", {}) if isinstance(metadata, dict) else {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _is_manual(cell) -> bool:
@@ -130,7 +136,9 @@ def _name(cell, index: int) -> str:
 def _restore_locked(nb, original_path: Path) -> tuple[list[str], list[str]]:
     """Overwrite the locked cells of ``nb`` with those of the original (by grade_id), as nbgrader does.
 
-    Returns the grade_ids restored (their source had changed) and those missing from ``nb``.
+    A locked cell deleted from ``nb`` is put back, after the cell that precedes it in the original (the one
+    before it that ``nb`` still has, or at the top), so that the run is the grader's.
+    Returns the grade_ids restored (their source had changed, or the cell was deleted) and those deleted.
     """
     import nbformat
 
@@ -140,12 +148,19 @@ def _restore_locked(nb, original_path: Path) -> tuple[list[str], list[str]]:
         raise ValueError(f"{original_path} is not a valid Jupyter notebook: {exc}") from exc
     mine = {_meta(c).get("grade_id"): c for c in nb.cells if _meta(c).get("grade_id")}
     restored, missing = [], []
+    previous = None  # the last cell of nb that matches a cell of the original met so far
     for cell in original.cells:
         grade_id = _meta(cell).get("grade_id")
+        if grade_id and grade_id in mine:
+            previous = mine[grade_id]
         if not grade_id or not _is_locked(cell):
             continue
         if grade_id not in mine:
             missing.append(grade_id)
+            restored.append(grade_id)
+            position = 0 if previous is None else next(i for i, c in enumerate(nb.cells) if c is previous) + 1
+            nb.cells.insert(position, copy.deepcopy(cell))
+            mine[grade_id] = previous = nb.cells[position]
             continue
         target = mine[grade_id]
         if target.source != cell.source or target.cell_type != cell.cell_type or _meta(target) != _meta(cell):
@@ -183,10 +198,9 @@ def check_notebook(path: str | os.PathLike, timeout: int = 120, kernel_name: str
         raise ValueError(f"{path} has no graded test cells (is it an assignment notebook?)")
 
     report = CheckReport(results=[])
-    missing: list[str] = []
     edited_ids: set[str] = set()
     if original is not None:
-        report.restored, missing = _restore_locked(nb, Path(original))
+        report.restored, report.deleted = _restore_locked(nb, Path(original))
         report.verified = True
     else:
         for index, cell in enumerate(nb.cells):
@@ -255,8 +269,6 @@ def check_notebook(path: str | os.PathLike, timeout: int = 120, kernel_name: str
         elif reason and first_error is not None and error is not None and error.get("ename") == "NameError":
             reason += f" (probably because of an earlier error, in {first_error})"
         report.results.append(QuestionResult(grade_id, float(meta.get("points", 0)), not reason, reason))
-    for grade_id in missing:
-        report.results.append(QuestionResult(grade_id, 0.0, False, "this graded cell was deleted from the notebook"))
     return report
 
 
@@ -286,6 +298,9 @@ def format_report(report: CheckReport | list[QuestionResult]) -> str:
                      + ", ".join(report.edited))
     if report.restored:
         lines.append("locked cells restored from the original before the run: " + ", ".join(report.restored))
+    if report.deleted:
+        lines.append("locked cells deleted from the notebook (put back from the original, as the grader does): "
+                     + ", ".join(report.deleted))
     if report.no_nbgrader and not report.verified:
         lines.append("(nbgrader is not installed here, so changes to the locked cells could not be detected: "
                      f"install the course with its notebooks extra, {INSTALL_HINT}, or pass --original "

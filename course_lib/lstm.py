@@ -314,17 +314,19 @@ def from_torch(module) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def stand_in_sequence_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray,
-                              b: np.ndarray) -> tuple[np.ndarray, tuple]:
+                              b: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, tuple]:
     """The stand-in for an LSTM layer that assignment 4's tests use: a tanh RNN (:mod:`course_lib.rnn`) on the
-    state ``s = [h, c]`` with the LSTM's signature and shapes (the first ``2H`` columns of ``Wx``, ``Wh``
-    reshaped to ``(2H, 2H)`` and ``b[:2H]``). Returns ``h (N, T, H)`` and the cache for
+    state ``s = [h, c]`` with the LSTM's signature and shapes, ``s_t = tanh(scale * (x_t Wx' + s_{t-1} Wh' +
+    b'))`` with ``Wx'`` the first ``2H`` columns of ``Wx``, ``Wh'`` = ``Wh`` reshaped to ``(2H, 2H)`` and ``b'``
+    = ``b[:2H]``. The hidden tests draw ``scale`` at random, so an answer that computes the stand-in itself
+    instead of calling the functions the test hands it is caught. Returns ``h (N, T, H)`` and the cache for
     :func:`stand_in_sequence_backward`."""
     from course_lib.rnn import rnn_forward
 
     H = h0.shape[1]
-    s, cache = rnn_forward(x, np.concatenate([h0, c0], axis=1), Wx[:, : 2 * H], Wh.reshape(2 * H, 2 * H),
-                           b[: 2 * H])
-    return s[:, :, :H], (H, cache)
+    s, cache = rnn_forward(x, np.concatenate([h0, c0], axis=1), scale * Wx[:, : 2 * H],
+                           scale * Wh.reshape(2 * H, 2 * H), scale * b[: 2 * H])
+    return s[:, :, :H], (H, cache, scale)
 
 
 def stand_in_sequence_backward(dh: np.ndarray, cache: tuple) -> tuple[np.ndarray, ...]:
@@ -332,21 +334,22 @@ def stand_in_sequence_backward(dh: np.ndarray, cache: tuple) -> tuple[np.ndarray
     (zero in the columns of ``Wx`` and ``b`` the stand-in does not use)."""
     from course_lib.rnn import rnn_backward
 
-    H, rnn_cache = cache
+    H, rnn_cache, scale = cache
     dx, ds0, dWx2, dWh2, db2 = rnn_backward(np.concatenate([dh, np.zeros_like(dh)], axis=2), rnn_cache)
     dWx = np.zeros((dWx2.shape[0], 4 * H), dtype=dWx2.dtype)
-    dWx[:, : 2 * H] = dWx2
+    dWx[:, : 2 * H] = scale * dWx2
     db = np.zeros(4 * H, dtype=db2.dtype)
-    db[: 2 * H] = db2
-    return dx, ds0[:, :H], ds0[:, H:], dWx, dWh2.reshape(H, 4 * H), db
+    db[: 2 * H] = scale * db2
+    return dx, ds0[:, :H], ds0[:, H:], dWx, scale * dWh2.reshape(H, 4 * H), db
 
 
-def stand_in_classifier_loss(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
+def stand_in_classifier_loss(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
+                             scale: float = 1.0) -> float:
     """The softmax loss of assignment 4's classifier (scores ``h[:, -1] @ Wy + by`` from the last hidden state,
-    zero initial states) with :func:`stand_in_sequence_forward` in place of the LSTM layer."""
+    zero initial states) with :func:`stand_in_sequence_forward` (of this ``scale``) in place of the LSTM layer."""
     from course_lib.feedforward import softmax_loss
 
     N, H = x.shape[0], params["Wh"].shape[0]
     zeros = np.zeros((N, H), dtype=params["Wh"].dtype)
-    h = stand_in_sequence_forward(x, zeros, zeros, params["Wx"], params["Wh"], params["b"])[0]
+    h = stand_in_sequence_forward(x, zeros, zeros, params["Wx"], params["Wh"], params["b"], scale)[0]
     return softmax_loss(h[:, -1] @ params["Wy"] + params["by"], y)[0]

@@ -143,8 +143,25 @@ def test_check_restores_locked_cells_from_the_original(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     lines = report_lines(result)
     assert "FAILED  AssertionError: f(1) is wrong" in lines["test_f"]  # the original test ran
-    assert "FAILED  this graded cell was deleted" in lines["test_f_again"]
+    assert "FAILED  AssertionError" in lines["test_f_again"]  # the deleted test was put back and ran
     assert "restored from the original" in result.stdout and "setup" in result.stdout
+    assert "locked cells deleted from the notebook (put back from the original, as the grader does): " \
+           "test_f_again" in result.stdout
+
+
+def test_check_puts_back_a_deleted_setup_cell_and_ignores_junk_metadata(tmp_path):
+    _, release = released(tmp_path)
+    (tmp_path / "student").mkdir()
+    nb, _ = released(tmp_path / "student")  # the right answer...
+    del nb.cells[0]  # ...with the setup cell deleted
+    nb.cells.append(nbformat.v4.new_markdown_cell("junk", metadata={"nbgrader": "junk"}))  # not a dict
+    edited = tmp_path / "edited.ipynb"
+    nbformat.write(nb, edited)
+    result = run_check_args(edited, "--original", release)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = report_lines(result)
+    assert lines["test_f"].endswith("passed") and lines["test_f_again"].endswith("passed")
+    assert "deleted from the notebook" in result.stdout and "setup" in result.stdout
 
 
 def test_check_points_at_the_cell_of_a_syntax_error(tmp_path):

@@ -118,8 +118,8 @@ def test_reference_and_student_records_are_judged_from_data(monkeypatch):
     assert judge_cell(reference, sent) == []
     # a student who hands back other values, twice, or nothing at all
     wrong = [{"test": "q1", "key": "h", "value": encode(np.zeros(4))}]
-    assert judge_cell(reference, wrong) == ["hidden test q1, h: h did you use relu?",
-                                            "hidden test q1, loss: loss was never checked: the test stopped "
+    assert judge_cell(reference, wrong) == ["hidden test q1: h did you use relu?",
+                                            "hidden test q1: loss was never checked: the test stopped "
                                             "before it (an error above, or the cell did not run to its end)"]
     assert "more than once" in judge_cell(reference, sent + sent[:1])[0]
     garbage = [{"test": "q1", "key": "h", "value": {"t": "nd", "dtype": "object"}}, "junk", None]
@@ -162,3 +162,33 @@ def test_own_work_of_the_whole_package_does_not_flag_itself(monkeypatch):
     with pytest.raises(AssertionError, match="reference implementation"):
         with t.own_work("course_lib"):
             feedforward.affine_forward(np.ones((1, 2)), np.ones((2, 2)), np.ones(2))
+
+
+def test_a_message_says_its_key_once():
+    from course_lib.checks import message
+
+    assert message("t", "db", {"what": "db"}, "db has the right shape but is 1/N of it") == \
+        "test t: db has the right shape but is 1/N of it"
+    assert message("t", "dWx", {"what": "dWx of one step"}, "dWx is the transpose") == \
+        "test t, dWx of one step: dWx is the transpose"
+    assert message("t", "loss", {"what": "the mean loss", "hidden": True}, "the loss is N times too large") == \
+        "hidden test t, the mean loss: the loss is N times too large"
+    assert message("t", "h", {"what": "the states"}, "h[:, t] holds the state before step t") == \
+        "test t, the states: h[:, t] holds the state before step t"
+    # a diagnosis that does not open with the key gets it as its subject
+    assert message("t", "dx", {"what": "dx of one step"}, "differs from the expected values") == \
+        "test t, dx of one step: dx differs from the expected values"
+    assert message("t", "c", {"what": "the cell state"}, "is o * c: multiply tanh(c)") == \
+        "test t, the cell state: c is o * c: multiply tanh(c)"
+    assert message("t", "db", {"what": "db"}, "dbx is off") == "test t: db dbx is off"
+
+
+def test_own_work_is_a_check_judged_like_any_other():
+    """The calls the watcher saw are a value: none passes, any fails with the same message in every mode."""
+    spec = {"kind": "own_work", "what": "the answer's own work (no calls into torch)"}
+    assert checks.judge(spec, [], []) is None
+    problem = checks.judge(spec, ["torch.autograd.backward"], [])
+    assert problem == checks.CALLS_REFERENCE + "torch.autograd.backward"
+    assert checks.judge(spec, "forged", []) is not None  # not a list: fails
+    text = checks.message("softmax_loss_hidden", "own_work_1", spec, problem)
+    assert "own_work_1" not in text and text.startswith("test softmax_loss_hidden, the answer's own work")

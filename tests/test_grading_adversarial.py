@@ -308,7 +308,7 @@ def corpus(course, port: int) -> dict[str, tuple]:
                          {"exceeded a limit"}),
         "stderr": (with_source(sol, "affine_forward", "import sys\n" + sol_src["affine_forward"].replace(
             "    out = x @ W + b\n", "    print('careful', file=sys.stderr)\n    out = x @ W + b\n")),
-            FULL, set()),  # right values score; stderr is shown, not a failure (nbgrader in-process zeroes it)
+            expect(affine_forward=0), set()),  # stderr fails a test cell, as under nbgrader (it is quoted)
         "edited_tests": (with_source(with_source(with_source(sol, "affine_forward", WRONG_FORWARD),
                                                  "test_affine_forward", "pass"), "test_two_layer_loss", "pass"),
                          expect(affine_forward=0), set()),

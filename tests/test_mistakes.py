@@ -36,12 +36,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import queue
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from course_lib.checks import judge_cell, records_of
+from course_lib.grading.reference import sandbox_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "assignments" / "source"
@@ -151,8 +153,9 @@ class Assignment:
     def __init__(self, assignment: str):
         self.name = assignment
         self.nb = nbformat.read(SOURCE / assignment / f"{assignment}.ipynb", as_version=4)
-        allowed = self.nb.metadata.get("course", {}).get("sandbox_modules")
-        assert allowed and "course_lib.checks" in allowed, f"{assignment}: metadata course.sandbox_modules"
+        listed = self.nb.metadata.get("course", {}).get("sandbox_modules")
+        assert listed and "course_lib.checks" in listed, f"{assignment}: metadata course.sandbox_modules"
+        allowed = sandbox_modules(self.nb)  # what the sandbox installs: these, plus what it always does
         self.setup = [c for c in self.nb.cells if is_setup(c)]
         self.solutions = {grade_id(c): c.source for c in self.nb.cells if is_solution(c)}
         self.tests = [c for c in self.nb.cells if is_graded_test(c)]
@@ -206,6 +209,10 @@ class Assignment:
 
 
 CATALOGUES_BY_ASSIGNMENT = catalogues()
+# Known hints that a check without one precedes (the test cell's owner is to attach the hint to the check that
+# fails first); the test fails as soon as one is fixed, so that the list only shrinks.
+HINT_NOT_FIRST = {
+}
 CASES = [(a, m) for a, ms in CATALOGUES_BY_ASSIGNMENT.items() for m in ms]
 # A catalogue may also define RIGHT: other correct answers (``name``, ``cell``, ``source``), written the way a
 # student could, that must score full marks: the tests may not assume the solution's way of doing it.
@@ -268,6 +275,50 @@ def test_mistake_loses_exactly_its_question_with_a_message(assignments, assignme
     else:
         assert not visible, f"the visible test catches it (mark it visible=True): {visible}"
         assert any(mistake["message"] in p for p in hidden), f"no hidden message names the mistake: {hidden}"
+    part = visible if mistake["visible"] else hidden
+    hints = {text for record in assignments(assignment).reference[mistake["caught_by"]]
+             for text in record.get("mistakes") or {}}
+    if any(mistake["message"] in hint for hint in hints):
+        # a hint is read where the test stops: the first failed check (assert mode raises there; the
+        # sandbox's feedback lists it first)
+        case = f"{assignment}/{mistake['name']}"
+        if case in HINT_NOT_FIRST:
+            assert mistake["message"] not in part[0], f"{case} is fixed: take it out of HINT_NOT_FIRST"
+        else:
+            assert mistake["message"] in part[0], f"the hint comes after another failed check: {part}"
+    # the student's feedback (after the hidden tests are taken out) shows the message
+    shown = feedback_of(assignments(assignment).nb, problems)
+    assert any(mistake["message"] in line for line in shown.splitlines()), shown
+
+
+def feedback_of(nb, problems: list[str]) -> str:
+    """The text of the GradingError a failed cell shows in the feedback (as course_lib.grading.verdict writes
+    it, then through the feedback's redaction of hidden test code)."""
+    from course_lib.grading.feedback import hidden_lines, inert_output
+
+    text = "\n".join(f"- {line}" for line in problems)
+    error = {"output_type": "error", "ename": "GradingError", "evalue": f"{len(problems)} check(s) failed",
+             "traceback": [f"GradingError: {len(problems)} check(s) failed\n{text}"]}
+    return "\n".join(inert_output(error, hidden_lines(nb))["traceback"])
+
+
+DOUBLED = re.compile(r"(?<![\w'.])([A-Za-z_][\w]*) \1(?![\w'])")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", sorted(CATALOGUES_BY_ASSIGNMENT))
+def test_no_message_repeats_its_name(assignments, assignment):
+    """Every message a check of the assignment can show (each hint, and the generic diagnoses) says its key
+    once: no "db db has the right shape"."""
+    from course_lib.checks import message
+
+    a = assignments(assignment)
+    generic = ["differs from the expected values", "is not the expected value", "is all zeros"]
+    for records in a.reference.values():
+        for record in records:
+            for problem in [*(record.get("mistakes") or {}), *generic]:
+                text = message(record["test"], record["key"], record["spec"], problem)
+                assert not DOUBLED.search(text), text
 
 
 @pytest.mark.slow

@@ -135,9 +135,10 @@ def test_no_page_is_taller_than_one_sitting(built_book, browser):
 @pytest.mark.slow
 def test_a_code_line_of_88_characters_fits_its_block(site, browser):
     """The chapters' code lines are at most 88 characters (tests/test_book.py); at 1280 px wide a code block
-    (input and output) shows at least that many, so no line of the course scrolls sideways."""
+    shows at least that many, so no line of the course scrolls sideways."""
     problems, page = load(browser, site + "book/feedforward.html")
-    fits = page.evaluate("""() => Array.from(document.querySelectorAll('div.highlight pre')).slice(0, 20).map(pre => {
+    fits = page.evaluate("""() => Array.from(document.querySelectorAll('div.cell_input div.highlight pre'))
+        .slice(0, 20).map(pre => {
         const cs = getComputedStyle(pre), c = document.createElement('canvas').getContext('2d');
         c.font = cs.fontSize + ' ' + cs.fontFamily;
         const inner = pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);

@@ -30,19 +30,48 @@ The adversary is a student who submits any notebook (any code, any metadata, any
 package's source. The instructor's machine, the gradebook, the source notebooks and the other submissions are
 trusted; the grader's own code (venv, course_lib) is read-only to the student.
 
-*Verdicts (hold against any code in the kernel).* A graded test cell only computes in the student's kernel:
-it calls the student's functions on the test's inputs and publishes the results as plain data (JSON numbers,
-strings and base64 arrays; nothing executable, never pickle). The trusted parent, which runs no student code,
-compares each value with the value the *source* notebook's solution produced for the same check in its own
-reference run, under the reference run's tolerance, rule and hints (:func:`course_lib.checks.judge_cell`);
-the student's copy of a check's specification is ignored. A check with no value, two values, or a wrong one
-fails. So patching IPython, ``showtraceback``, ``sys.stderr``, the display publisher, the assertion modules,
-``course_lib.checks`` itself, or forging records, gains nothing: to score, a submission must hand back the
-right values for the test's inputs. A check that compares numbers refuses complex values unless the
-expected value is complex (it never compares a real part alone). What remains: a submission that computes
-the right values *somehow* scores, for instance by embedding answers precomputed from the public notebook; an
-instructor secret (``RNN_COURSE_GRADING_SECRET`` or ``--secret-file``; per student with
-``--per-student-inputs``) draws the hidden tests' inputs from values the public repository does not reveal.
+*Verdicts (hold against any code in the kernel).* A graded test cell only computes in the student's kernel: it
+calls the student's functions on the test's inputs and publishes the results as plain data (JSON numbers, strings
+and base64 arrays; nothing executable, never pickle). The trusted parent, which runs no student code, compares
+each value with the value the *source* notebook's solution produced for the same check in its own reference run,
+under the reference run's tolerance, rule and hints (:func:`course_lib.checks.judge_cell`); the student's copy of
+a check's specification is ignored. A check with no value, two values, or a wrong one fails, and so does a graded
+cell that wrote to stderr (nbgrader's own rule, so that the modes agree; its feedback quotes the first line
+written). So patching IPython, ``showtraceback``, ``sys.stderr``, the display publisher, the assertion modules,
+``course_lib.checks`` itself, or forging records, gains nothing: to score, a submission must hand back the right
+values for the test's inputs. A check that compares numbers refuses complex values unless the expected value is
+complex (it never compares a real part alone). What remains: a submission that computes the right values
+*somehow* scores, for instance by embedding answers precomputed from the public notebook; an instructor secret
+(``RNN_COURSE_GRADING_SECRET`` or ``--secret-file``; per student with ``--per-student-inputs``) draws the hidden
+tests' inputs from values the public repository does not reveal.
+
+*Stand-ins (questions that compose others).* A test of a question that composes other answers runs the
+student's function with stand-ins for the functions it calls, so that one bug costs one question. In 01
+(``two_layer_loss``), 02 (``rnn_forward``, ``rnn_backward``, ``generate``) and 04 (``lstm_sequence``,
+``classifier_loss``) a stand-in that computes what another question asks for (01's PyTorch layers, 02's RNN
+steps, 04's whole-sequence stand-in) is made only by the test cell that needs it, so it does not exist while
+that other question is tested and cannot be called as its answer (04's step stand-ins, in the setup cell, are a
+tanh RNN, not an LSTM step; 06's ``attention_cache``, which computes question 1's weights, is defined only in
+question 2's test cell); and the stand-ins compute a slightly different network from the one the questions ask
+for (01: every affine output times a scale and the scores times a temperature; 02: the step's pre-activation
+times a scale; 04: the tanh RNN on ``[h, c]`` with its pre-activation times a scale), with values the hidden
+test draws from its generator (from the secret, when one is set), so an answer that ignores the functions it
+is handed and computes the stand-in's result itself (a factory of the notebook, ``course_lib.rnn``, torch
+autograd) fails the hidden test, in the sandbox and under plain nbgrader alike (tested:
+``tests/test_grading_standins.py``). What remains: the stand-ins' source is public, so a submission can copy it
+into an earlier answer (01's and 02's backward stand-ins use PyTorch autograd, which the hidden tests'
+``own_work("torch")`` catches; 02's forward stand-in is one line of numpy, as is its answer). A submission
+that reads the scale out of the function it is handed can reproduce the stand-in (more work than the answer).
+
+*Own work* (``Test.own_work``: no calls into course_lib's references or torch while the answer runs). A
+watcher in the kernel (a profile hook, :func:`course_lib.testing.forbid_calls_into`) lists the forbidden calls
+it saw, and the list is handed back as a check like any value: in the sandbox the parent judges it against the
+reference run's (empty) list, with the same message as ``assert`` mode, so the three modes agree on an answer
+written with torch autograd (tested: ``tests/test_grading_standins.py``, the record-mode route and the real
+sandbox). It holds against an answer that calls torch or a reference, not against a determined forger: the
+watcher runs in the student's kernel, so a submission that removes the profile hook (``sys.setprofile``), runs
+the work in another thread, or publishes an empty list itself escapes it; in the sandbox the references are
+absent anyway (below), and torch must then give the right values, which is the work the question asks for.
 
 *Rule checks* (e.g. "no Python loop over the examples", measured by ``course_lib.testing.steps_per_example``)
 judge a property of a value that is *measured in the kernel*, and a failed rule fails its whole test cell.
@@ -67,13 +96,14 @@ is written (tested); an *encoded* copy is not recognised, which reveals that one
 What remains: a student who prints the hidden inputs in a graded run reads them in the feedback, and a
 regrade of a resubmission uses the same inputs (the key does not change between runs).
 
-*The reference is absent.* The sandbox binds a restricted copy of course_lib over the real one: the modules
-the source notebook lists (``"course": {"sandbox_modules": [...]}``), ``course_lib.checks`` and the grading
-runner; every other module is a stub that raises ``ImportError``. No thread, profile hook or import trick can
-call code that is not there. Attempts are reported as "used the reference": a static scan of the answers, and
-the stubs themselves, which publish each import as data, whatever name it was built from at run time and
-whether or not the answer catches the error (tested). A submission that first disables the kernel's display
-publisher can keep an attempt out of the report (it still gains nothing).
+*The reference is absent.* The sandbox binds a restricted copy of course_lib over the real one: the modules the
+source notebook lists (``"course": {"sandbox_modules": [...]}``), ``course_lib.checks`` (with
+``course_lib.judging`` and ``course_lib.testing``, which it imports) and the grading runner; every other module
+is a stub that raises ``ImportError``. No thread, profile hook or import trick can call code that is not there.
+Attempts are reported as "used the reference": a static scan of the answers, and the stubs themselves, which
+publish each import as data, whatever name it was built from at run time and whether or not the answer catches
+the error (tested). A submission that first disables the kernel's display publisher can keep an attempt out of
+the report (it still gains nothing).
 
 *Confinement (holds against any code).* Student code runs only in the sandbox: it cannot reach the network
 (not even 127.0.0.1 of the host), cannot see or change the course directory, the gradebook, the reference
@@ -99,9 +129,12 @@ a leading dash) are escaped in every report and never stop the run. The grader's
 restricted course_lib copies, the working copies) are removed when the run ends, also on an error or Ctrl-C.
 
 *Feedback (holds against any output).* nbgrader's ``generate_feedback`` (with :mod:`.feedback`) shows no
-hidden test source, no output that contains a line of the hidden tests (verbatim up to whitespace, quotes and
-escapes; an *encoded* copy, e.g. base64, is not recognised), and nothing a student wrote as active HTML or
-JavaScript. A failed check's message says what was checked and the likely mistake, never the expected value.
+hidden test source, no line of output that quotes a line of the hidden tests (verbatim up to whitespace, quotes
+and escapes; such a line is redacted, the rest of the output is kept; an *encoded* copy, e.g. base64, is not
+recognised), and nothing a student wrote as active HTML or JavaScript. A failed check's message says what was
+checked and the likely mistake, never the expected value or a hidden input; check descriptions and hints are
+not secrets (they are shown for visible and hidden tests alike). A failed test cell never says it passed, in
+the feedback or in the instructor's autograded notebook (``verdict.apply``).
 
 *Grading on submission* (:mod:`.watch`, :mod:`.watch_exchange`). The exchange's inbound folder is writable by
 every student, so the watcher believes nothing a submission says about itself: its time (for attempts, the

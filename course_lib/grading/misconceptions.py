@@ -30,7 +30,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from course_lib.checks import message
+from course_lib.checks import message, message_head, names
 
 STATUSES = ("passed", "mistake", "other", "unanswered", "timeout", "missing")
 LABELS = {"passed": "passed", "mistake": "made a named mistake", "other": "failed otherwise",
@@ -64,11 +64,11 @@ def classify(checks: list[dict], record: dict | None) -> tuple[str, set[str], bo
     named, visible, hidden = set(), False, False
     for failure in record.get("failed") or []:
         for check in checks:
-            prefix = message(check["test"], check["key"], check["spec"], "")
-            if failure.startswith(prefix):
-                problem = failure[len(prefix):]
-                if problem in check["mistakes"]:
-                    named.add(problem)
+            hits = {m for m in check["mistakes"] if failure == message(check["test"], check["key"], check["spec"], m)}
+            # the key is said once (checks.message): after the check's description, or in the diagnosis
+            head = message_head(check["test"], check["key"], check["spec"])
+            if hits or (failure.startswith(head) and names(failure[len(head):], check["key"])):
+                named |= hits
                 if check["spec"].get("hidden"):
                     hidden = True
                 else:

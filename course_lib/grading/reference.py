@@ -31,7 +31,8 @@ import nbformat
 
 from course_lib.checks import BLOCKED_MESSAGE
 
-ALWAYS = ("course_lib.checks",)
+# checks imports judging (its plain data and judge) and testing (Test.own_work's watcher)
+ALWAYS = ("course_lib.checks", "course_lib.judging", "course_lib.testing")
 # a stub raises as it is imported, and reports the attempt (course_lib.checks.blocked_import publishes it), so
 # an import is reported even under a name built at run time or inside a try that swallows the ImportError
 STUB = "raise ImportError(__import__('course_lib.checks', fromlist=['_']).blocked_import({module!r}))\n"
@@ -98,7 +99,7 @@ def forbidden_uses(sources: list[str], allowed: list[str], given: list[str] = ()
     """
     known = {line.strip() for text in given for line in (text or "").splitlines() if line.strip()}
     sources = ["\n".join(line for line in (s or "").splitlines() if line.strip() not in known) for s in sources]
-    allowed_tops = {m.split(".")[1] for m in allowed if "." in m} | {"checks"}
+    allowed_tops = {m.split(".")[1] for m in allowed if "." in m} | {m.split(".")[1] for m in ALWAYS}
     real = {p.stem if p.suffix == ".py" else p.name for p in course_lib_dir().iterdir()}
     found = set()
     for source in sources:

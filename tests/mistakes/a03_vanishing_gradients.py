@@ -82,7 +82,7 @@ MISTAKES = [
         "source": _NORMS.format(**dict(_NORMS_OK, norm="np.mean(np.sqrt(np.sum(g * g, axis=1)))")),
         "caught_by": "test_hidden_grad_norms",
         "visible": True,
-        "message": "norms_last differs from the expected values",
+        "message": "these are the norms of each example, averaged over the batch",
     },
     {
         "name": "clip_per_array",
@@ -199,5 +199,28 @@ def hidden_grad_norms(dh, h, Wh):
             dh[:, t - 1] += (dh[:, t] * (1.0 - h[:, t] ** 2)) @ Wh.T
     return norms
 ''',
+    },
+]
+
+MISTAKES += [
+    {
+        # the release says "do not loop over the batch": a loop over the examples inside the loop over time
+        "name": "norms_loop_over_batch",
+        "cell": "hidden_grad_norms",
+        "source": '''
+def hidden_grad_norms(dh, h, Wh):
+    N, T, H = h.shape
+    norms = np.empty(T)
+    from_next = np.zeros((N, H))
+    for t in range(T - 1, -1, -1):
+        g = dh[:, t] + from_next
+        norms[t] = np.sqrt(np.sum(g * g))
+        for n in range(N):
+            from_next[n] = (g[n] * (1.0 - h[n, t] ** 2)) @ Wh.T
+    return norms
+''',
+        "caught_by": "test_hidden_grad_norms",
+        "visible": True,
+        "message": "Python steps per extra example of the batch",
     },
 ]

@@ -39,6 +39,16 @@ MISTAKES = [
               ("f = sigmoid(a[:, H:2 * H])", "f = 1 / (1 + np.exp(-a[:, H:2 * H]))"),
               ("o = sigmoid(a[:, 3 * H:])", "o = 1 / (1 + np.exp(-a[:, 3 * H:]))")], _F,
              "without a floating-point overflow", visible=False),
+    # its own sigmoid, as a helper (the release says to use the sigmoid defined above): right on the visible
+    # inputs, it overflows on the hidden test's pre-activations of about -1000; the hidden check's message
+    # (which a line of the hidden test spells) must reach the feedback, not a redaction notice
+    _mistake("forward_own_sigmoid", "lstm_step_forward",
+             [("H = h_prev.shape[1]\n", "H = h_prev.shape[1]\n\n    def my_sigmoid(z):\n"
+                                         "        return 1.0 / (1.0 + np.exp(-z))\n\n"),
+              ("i = sigmoid(a[:, :H])", "i = my_sigmoid(a[:, :H])"),
+              ("f = sigmoid(a[:, H:2 * H])", "f = my_sigmoid(a[:, H:2 * H])"),
+              ("o = sigmoid(a[:, 3 * H:])", "o = my_sigmoid(a[:, 3 * H:])")], _F,
+             "use the sigmoid defined above", visible=False),
     # --- lstm_step_backward
     _mistake("backward_no_path_through_h", "lstm_step_backward",
              [("dc_total = dc + dh * o * (1 - tanh_c**2)", "dc_total = dc")], _B,

@@ -99,3 +99,15 @@ MISTAKES = [
     _mistake("train_labels_left_as_integers", "train_epoch",
              [("y = torch.as_tensor(y, dtype=torch.float32)", "y = torch.as_tensor(y)")], _R, "was never checked"),
 ]
+
+MISTAKES += [
+    # replaces '<br />' before lowercasing: '<BR />' stays and leaves a token 'br'
+    _mistake("tokenize_br_before_lowercase", "tokenize",
+             [(_TOKENS, 're.findall(r"[a-z0-9\']+", text.replace("<br />", " ").lower())')], _T,
+             "lowercase the text before replacing '<br />'"),
+    # counts each token once per review (the reviews that contain it), not its occurrences
+    _mistake("vocab_counts_reviews", "build_vocab",
+             [("counts = Counter(t for tokens in token_lists for t in tokens)",
+               "counts = Counter(t for tokens in token_lists for t in set(tokens))")], _V,
+             "counts the reviews that contain a token, not its occurrences"),
+]

@@ -7,6 +7,7 @@ _spec = importlib.util.spec_from_file_location("_variants", Path(__file__).with_
 _variants = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_variants)
 _mistake = _variants.mistake_maker("06_seq2seq")
+_BEAM, _BLEU = "test_beam_search", "test_corpus_bleu"
 
 MISTAKES = [
     {
@@ -236,7 +237,7 @@ def beam_search(step, state, n, beam, max_len, alpha=1.0):
 ''',
         "caught_by": "test_beam_search",
         "visible": True,
-        "message": "beam_search",
+        "message": "the decoder state does not follow the hypotheses",
     },
     {
         "name": "bleu_without_clipping",
@@ -310,4 +311,33 @@ def corpus_bleu(hypotheses, references, max_n=4):
     _mistake("greedy_runs_to_max_len", "greedy_decode",
              [("        if done.all():\n            return out[:, :t + 1]\n", "")],
              "test_greedy_decode", "has max_len columns"),
+    # --- beam search, as students get it wrong (each one change to the solution)
+    _mistake("beam_search_no_eos_stop", "beam_search",
+             [("        log_probs = np.where(finished[:, :, None], stay, log_probs)\n", "")], _BEAM,
+             "hypotheses go on after EOS"),
+    _mistake("beam_search_log_probs_not_summed", "beam_search",
+             [("flat = (scores[:, :, None] + log_probs).reshape(n, beam * V)",
+               "flat = log_probs.reshape(n, beam * V)")],
+             _BEAM, "ranked by the log-probability of their last token"),
+    _mistake("beam_search_length_counts_pad", "beam_search",
+             [("lengths = np.take_along_axis(lengths, origin, axis=1) + ~was_finished",
+               "lengths = np.take_along_axis(lengths, origin, axis=1) + 1")], _BEAM,
+             "grows with its PAD steps"),
+    _mistake("beam_search_max_len_columns", "beam_search",
+             [("keep = max(1, int(lengths[np.arange(n), best].max()))", "keep = seqs.shape[2]")], _BEAM,
+             "has max_len columns"),
+    _mistake("beam_search_returns_raw_totals", "beam_search",
+             [("return chosen[:, :keep], normalised[np.arange(n), best]",
+               "return chosen[:, :keep], scores[np.arange(n), best]")],
+             _BEAM, "are the raw totals"),
+    # --- BLEU
+    _mistake("bleu_arithmetic_mean", "corpus_bleu",
+             [("np.exp(np.mean(np.log(matches / totals)))", "np.mean(matches / totals)")], _BLEU,
+             "BLEU takes their geometric mean"),
+    _mistake("bleu_totals_of_reference", "corpus_bleu",
+             [("totals[n - 1] += max(0, len(hyp) - n + 1)", "totals[n - 1] += max(0, len(ref_) - n + 1)")], _BLEU,
+             "a precision divides by the output's"),
+    _mistake("bleu_brevity_inverted", "corpus_bleu",
+             [("float(np.exp(1 - r / c))", "float(np.exp(1 - c / r))")], _BLEU,
+             "the brevity penalty is exp(1 - c / r)"),
 ]
