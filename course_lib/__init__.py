@@ -30,7 +30,8 @@ module              what it holds
 ``plotting``        figure helpers shared by the chapters (matplotlib)
 ``testing``         helpers for graded assignments (e.g. proving a reference was not called)
 ``checks``          the checks of the assignments' test cells (``Test``, ``reference``), with ``judging``
-``seq2seq_mistakes`` wrong versions of 06's answers, whose outputs name a student's likely mistake
+``*_mistakes``      wrong versions of the assignments' answers (``feedforward_``, ``rnn_``, ``lstm_``,
+                    ``seq2seq_mistakes``), whose outputs name a student's likely mistake in a failed check
 ``check``           ``python -m course_lib.check NOTEBOOK``: a student's self-check on a fresh kernel
 ``grading``         parallel, sandboxed autograding of a class into the nbgrader gradebook
 ==================  ====================================================================

@@ -266,7 +266,7 @@ def numerical_gradient(f, x, dout=None, h=1e-5):
 ''',
         "caught_by": "test_numerical_gradient",
         "visible": False,
-        "message": "for a 3-D x",
+        "message": "a loop over two axes perturbs a whole slice",
     },
     {
         "name": "two_layer_tanh_derivative_at_input",
@@ -274,7 +274,7 @@ def numerical_gradient(f, x, dout=None, h=1e-5):
         "source": _TWO_LAYER.format(**dict(_TL_OK, tanh_of="a")),
         "caught_by": "test_two_layer_loss",
         "visible": True,
-        "message": "dL/dW1 (through the tanh",
+        "message": "the tanh's derivative is 1 - h**2, with h = tanh(a) its output",
     },
     {
         "name": "two_layer_keys_with_d",
@@ -290,6 +290,6 @@ def numerical_gradient(f, x, dout=None, h=1e-5):
         "source": _TWO_LAYER.format(**dict(_TL_OK, dW2="a.T @ ds")),
         "caught_by": "test_two_layer_loss",
         "visible": True,
-        "message": "dL/dW2 (from the output layer)",
+        "message": "from the pre-activation a: the output layer's input is h = tanh(a)",
     },
 ]

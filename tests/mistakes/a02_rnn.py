@@ -247,7 +247,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
         "source": _SAMPLE.format(z="scores / temperature", p="np.exp(z)"),
         "caught_by": "test_sample_from_scores",
         "visible": True,
-        "message": "is each row shifted by its maximum before np.exp?",
+        "message": "are what np.exp of the unshifted scores gives",
     },
     {
         "name": "sample_ignores_temperature",
@@ -296,7 +296,7 @@ def sample_from_scores(scores, temperature, rng):
 ''',
         "caught_by": "test_sample_from_scores",
         "visible": True,
-        "message": "greedy decoding draws no random number",
+        "message": "at temperature 0 return the argmax before any draw",
     },
     {
         "name": "generate_reads_last_prefix_symbol_only",
@@ -323,12 +323,22 @@ def sample_from_scores(scores, temperature, rng):
         "message": "the temperature is not handed on",
     },
     {
+        # a generator of its own at each step: the draws no longer follow the rng the caller seeded
+        "name": "generate_new_rng_each_step",
+        "cell": "generate",
+        "source": _GENERATE.format(**_GEN_OK).replace(
+            "{temperature}, rng)".format(**_GEN_OK), "{temperature}, np.random.default_rng(i))".format(**_GEN_OK)),
+        "caught_by": "test_generate",
+        "visible": True,
+        "message": "a generator other than the rng argument",
+    },
+    {
         "name": "generate_feeds_prefix_again",
         "cell": "generate",
         "source": _GENERATE.format(**dict(_GEN_OK, fed="np.full(num_samples, prefix[-1])")),
         "caught_by": "test_generate",
         "visible": True,
-        "message": "the scores handed to sample_from_scores at each step",
+        "message": "the prefix's last symbol is fed at every step",
     },
     {
         "name": "generate_returns_prefix_too",

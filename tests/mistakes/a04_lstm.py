@@ -23,6 +23,9 @@ MISTAKES = [
     _mistake("forward_input_forget_swapped", "lstm_step_forward",
              [("i = sigmoid(a[:, :H])", "i = sigmoid(a[:, H:2 * H])"),
               ("f = sigmoid(a[:, H:2 * H])", "f = sigmoid(a[:, :H])")], _F, "swapping the input and forget gates"),
+    # the gates read from the right blocks, then used the wrong way round: the forget gate on the new candidate
+    _mistake("forward_forget_on_candidate", "lstm_step_forward",
+             [("c = f * c_prev + i * g", "c = i * c_prev + f * g")], _F, "swapping the input and forget gates"),
     _mistake("forward_h_without_tanh", "lstm_step_forward", [("h = o * tanh_c", "h = o * c")], _F,
              "is o * c: the output gate multiplies tanh(c)"),
     _mistake("forward_no_bias", "lstm_step_forward", [("a = x @ Wx + h_prev @ Wh + b", "a = x @ Wx + h_prev @ Wh")],
@@ -38,7 +41,7 @@ MISTAKES = [
              [("i = sigmoid(a[:, :H])", "i = 1 / (1 + np.exp(-a[:, :H]))"),
               ("f = sigmoid(a[:, H:2 * H])", "f = 1 / (1 + np.exp(-a[:, H:2 * H]))"),
               ("o = sigmoid(a[:, 3 * H:])", "o = 1 / (1 + np.exp(-a[:, 3 * H:]))")], _F,
-             "without a floating-point overflow", visible=False),
+             "np.exp fails on pre-activations of +-1000", visible=False),
     # its own sigmoid, as a helper (the release says to use the sigmoid defined above): right on the visible
     # inputs, it overflows on the hidden test's pre-activations of about -1000; the hidden check's message
     # (which a line of the hidden test spells) must reach the feedback, not a redaction notice
@@ -89,14 +92,14 @@ MISTAKES = [
              "misses the gradient that flows back from later steps"),
     _mistake("sequence_forgets_dh_next_only", "lstm_sequence",
              [("lstm_step_backward(dh[:, t] + dh_next, dc_next, caches[t])",
-               "lstm_step_backward(dh[:, t], dc_next, caches[t])")], _S, "dx (N, T, D): dx differs"),
+               "lstm_step_backward(dh[:, t], dc_next, caches[t])")], _S, "misses the dh_prev that step t+1 returns"),
     _mistake("sequence_time_major", "lstm_sequence",
              [("h = np.empty((N, T, h0.shape[1]))", "h = np.empty((T, N, h0.shape[1]))"),
               ("h[:, t] = h_t", "h[t] = h_t")], _S, "has shape (4, 2, 4) where (2, 4, 4) is expected"),
     _mistake("sequence_c0_every_step", "lstm_sequence",
              [("h_t, c_t, cache = lstm_step_forward(x[:, t], h_t, c_t, Wx, Wh, b)",
                "h_t, _, cache = lstm_step_forward(x[:, t], h_t, c0, Wx, Wh, b)")], _S,
-             "along axis 1 at positions 1, 2, 3"),
+             "starts every step from c0"),
     _mistake("sequence_inlines_an_lstm", "lstm_sequence",
              [("h_t, c_t, cache = lstm_step_forward(x[:, t], h_t, c_t, Wx, Wh, b)",
                "a = x[:, t] @ Wx + h_t @ Wh + b\n"
