@@ -111,27 +111,24 @@ CASES = ([(FIRST, c) for c in ADVERSARIAL]
 FULL_MARKS = "full marks"
 ZERO_MARKS = "zero on every question"
 NO_VERDICT = "the check cannot run the notebook (exit 2)"
-BEATS_PLAIN = "a cheat that beats plain nbgrader and the check, which have no sandbox: "
+BEATS_PLAIN = "a cheat that beats plain nbgrader, which has no sandbox (the check catches it, as the sandbox does): "
 REFUSED = "nbgrader refuses the notebook (no verdict, 0 on every question); the sandbox grades it: "
 PLAIN: dict[tuple[str, str], tuple[dict[str, dict[str, float] | str], str]] = {
     **{(a, "forgery"): ({"nbgrader": FULL_MARKS if a != "05_imdb_sentiment" else {
-        "test_tokenize": 2, "test_build_vocab": 2, "test_encode_batch": 3, "test_train_epoch": 3},
-        "check": FULL_MARKS if a == FIRST else ZERO_MARKS},
+        "test_tokenize": 2, "test_build_vocab": 2, "test_encode_batch": 3, "test_train_epoch": 3}},
         BEATS_PLAIN + "in-process the test cells compute their expected values with the real course_lib, and the "
         "wrapped checks hand them back (05's classifier question excepted). The check, which runs the same cells "
-        "in-process, gives 0 on 02-06 (full marks on 01): a difference between the two in-process modes that "
-        "this test found and pins, cause not investigated") for a in ASSIGNMENTS},
-    (FIRST, "hooks_checks"): ({"nbgrader": FULL_MARKS, "check": FULL_MARKS},
+        "in-process, gives 0 like the sandbox") for a in ASSIGNMENTS},
+    (FIRST, "hooks_checks"): ({"nbgrader": FULL_MARKS},
                               BEATS_PLAIN + "course_lib.checks patched to pass everything in the kernel"),
-    (FIRST, "calls_reference_thread"): ({"nbgrader": {"test_affine_forward": 2}, "check": {"test_affine_forward": 2}},
+    (FIRST, "calls_reference_thread"): ({"nbgrader": {"test_affine_forward": 2}},
                                         BEATS_PLAIN + "the reference, importable in-process, called from a thread "
                                         "with the profiler removed, escapes forbid_calls_into"),
-    (FIRST, "fabricated_rule"): ({"nbgrader": {"test_affine_forward": 2}, "check": {"test_affine_forward": 2}},
+    (FIRST, "fabricated_rule"): ({"nbgrader": {"test_affine_forward": 2}},
                                  BEATS_PLAIN + "the rule's measure (steps_per_example) rebound in the kernel"),
-    (FIRST, "fabricated_rule_module"): ({"nbgrader": {"test_affine_forward": 2},
-                                         "check": {"test_affine_forward": 2}},
+    (FIRST, "fabricated_rule_module"): ({"nbgrader": {"test_affine_forward": 2}},
                                         BEATS_PLAIN + "course_lib.testing.python_steps rebound in the kernel"),
-    (FIRST, "patches_reporting"): ({"nbgrader": {"test_softmax_loss": 3}, "check": {"test_softmax_loss": 3}},
+    (FIRST, "patches_reporting"): ({"nbgrader": {"test_softmax_loss": 3}},
                                    BEATS_PLAIN + "the kernel's error reporting patched, a failed check reads as a "
                                    "pass"),
     (FIRST, "changed_grade_id"): ({"nbgrader": ZERO_MARKS},
