@@ -267,3 +267,27 @@ def test_pages_are_read_in_chunks_of_about_equal_cost():
     assert balanced_order(docnames, {}, 2) == docnames  # no costs: the order is kept
     config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
     assert set(config["course_site_read_costs"]) <= {f for f in toc_files()}
+
+
+def test_the_execution_cache_exists_before_the_reading_processes_start(tmp_path, monkeypatch):
+    """Two reading processes on an empty cache both created its tables; one build failed ("table nbproject
+    already exists", a CI run from a fresh clone). The build script creates the cache before they start."""
+    import importlib.util
+    import sqlite3
+    import subprocess
+
+    spec = importlib.util.spec_from_file_location("build_book", ROOT / "tools" / "build_book.py")
+    build_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_book)
+    monkeypatch.setattr(build_book, "BUILD", tmp_path / "_build")
+    monkeypatch.setattr(build_book, "generate_student_notebooks", lambda: None)
+    seen = {}
+
+    def fake_jupyter_book(cmd, **kwargs):
+        db = tmp_path / "_build" / ".jupyter_cache" / "global.db"
+        seen["tables"] = {row[0] for row in sqlite3.connect(db).execute("select name from sqlite_master")}
+        return subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(build_book.subprocess, "run", fake_jupyter_book)
+    build_book.build(jobs=2)
+    assert {"nbproject", "nbcache", "settings"} <= seen["tables"]

@@ -81,6 +81,19 @@ JUPYTER_BOOK = (
 )
 
 
+def create_execution_cache(path: Path) -> None:
+    """Create the execution cache's database before the reading processes start.
+
+    Each process creates it on first use when it is missing; with two of them starting on an empty cache, both
+    found no database and both created its tables, and one build failed with "table nbproject already exists"
+    (seen in a CI run from a fresh clone). Created here, once, before they start, there is nothing to race for.
+    """
+    from jupyter_cache.cache.db import create_db  # installed with jupyter-book (myst-nb)
+
+    path.mkdir(parents=True, exist_ok=True)
+    create_db(path).dispose()
+
+
 def build(strict: bool = True, jobs: int = 2) -> int:
     BUILD.mkdir(exist_ok=True)
     generate_student_notebooks()
@@ -88,6 +101,7 @@ def build(strict: bool = True, jobs: int = 2) -> int:
     current = tree_hash(ROOT / "course_lib", pattern="*.py")
     if not stamp.exists() or stamp.read_text() != current:
         shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
+    create_execution_cache(BUILD / ".jupyter_cache")
     jobs = max(1, min(jobs, os.cpu_count() or 1))
     cmd = [str(BIN / "python"), "-c", JUPYTER_BOOK, str(jobs), "build", str(ROOT), "--path-output", str(ROOT), "--all"]
     if strict:
