@@ -8,8 +8,8 @@ The same interface as the recurrent models, so that the course trains and decode
 
 * ``model(src, src_len, tgt_in) -> logits (N, T, V)`` under teacher forcing, every position at once: the decoder's
   self-attention has a causal mask, so position t sees the target words before it and no later one;
-* ``model.step(tokens, state)`` for decoding, with ``state = (prefix (N, t), memory (N, S, E), pad (N, S))``: each
-  step runs the decoder over the prefix so far (no cache of keys and values: the sentences are short);
+* ``model.step(tokens, state)`` for decoding, one position at a time: the state caches each decoder layer's
+  keys and values (of the source, computed once, and of the prefix so far), so a step costs one position's work;
 * ``model.config.to_dict()`` for checkpoints.
 
 Encoder and decoder are ``torch.nn.TransformerEncoder/Decoder`` layers (Vaswani et al. 2017) with pre-layer
@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .attention import sinusoidal_positions
 from .spa_eng import PAD_ID, PairDataset, Vocab
@@ -72,6 +73,12 @@ class TransformerSeq2Seq(nn.Module):
                                              norm=nn.LayerNorm(c.width))
         self.drop = nn.Dropout(c.dropout)
         self.out_bias = nn.Parameter(torch.zeros(c.tgt_vocab))
+        for table in (self.src_embed, self.tgt_embed):  # scaled by sqrt(E) on the way in, and the target table is
+            # also the output projection: with torch's default N(0, 1) the first logits reach about sqrt(E) * 4
+            # and the first loss about 23 nats (ln V is 9); N(0, 1/E) starts both at the usual scale
+            nn.init.normal_(table.weight, std=c.width**-0.5)
+            with torch.no_grad():
+                table.weight[PAD_ID].zero_()
 
     def _embed(self, table: nn.Embedding, ids):
         if ids.shape[1] > self.config.max_len:
@@ -96,16 +103,74 @@ class TransformerSeq2Seq(nn.Module):
         return self.decode(tgt_in, memory, pad)
 
     def initial_state(self, src, src_len):
-        """The decoding state before the first step: an empty prefix, the encoded source and its padding."""
+        """The decoding state before the first step (a flat tuple of batch-first tensors, so that beam search can
+        reorder it): the source's padding ``(N, S)``, the target prefix's padding ``(N, 0)``, and per decoder layer
+        the cross-attention keys and values of the encoded source ``(N, heads, S, E / heads)`` and the
+        self-attention keys and values of the prefix so far ``(N, heads, 0, E / heads)``."""
         memory, pad = self.encode(src, src_len)
-        return torch.zeros(src.shape[0], 0, dtype=torch.long, device=src.device), memory, pad
+        empty = memory.new_zeros(src.shape[0], self.config.heads, 0, self.config.width // self.config.heads)
+        cross, prefix = [], []
+        for layer in self.decoder.layers:
+            attn = layer.multihead_attn
+            E = self.config.width
+            k = F.linear(memory, attn.in_proj_weight[E:2 * E], attn.in_proj_bias[E:2 * E])
+            v = F.linear(memory, attn.in_proj_weight[2 * E:], attn.in_proj_bias[2 * E:])
+            cross += [self._heads(k), self._heads(v)]
+            prefix += [empty, empty]
+        return (pad, torch.zeros(src.shape[0], 0, dtype=torch.bool, device=src.device), *cross, *prefix)
+
+    def _heads(self, x):
+        """``(N, L, E) -> (N, heads, L, E / heads)``."""
+        N, L, _ = x.shape
+        return x.view(N, L, self.config.heads, -1).transpose(1, 2)
+
+    def _attend(self, attn: nn.MultiheadAttention, q, k, v, hidden):
+        """One query per sentence against cached keys and values; ``hidden (N, L)`` True where a key is hidden."""
+        E = self.config.width
+        q = self._heads(F.linear(q, attn.in_proj_weight[:E], attn.in_proj_bias[:E]))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=~hidden[:, None, None, :])
+        return attn.out_proj(out.transpose(1, 2).reshape(q.shape[0], 1, E))
 
     def step(self, tokens, state):
-        """``log_probs (N, V)`` of the next word after ``tokens (N,)``, and the next state (batch first)."""
-        prefix, memory, pad = state
-        prefix = torch.cat([prefix, torch.as_tensor(tokens, device=memory.device)[:, None]], dim=1)
-        logits = self.decode(prefix, memory, pad)[:, -1]
-        return torch.log_softmax(logits, dim=-1), (prefix, memory, pad)
+        """``log_probs (N, V)`` of the next word after ``tokens (N,)``, and the next state.
+
+        Incremental: the new position's self-attention keys and values are appended to the cache, and only the
+        new position goes through each layer (with pre-layer normalisation a position's keys never change once
+        computed), so a step costs one position's work instead of the whole prefix's. Equal, to rounding, to
+        :meth:`decode` on the whole prefix (a test checks every position)."""
+        n_layers = len(self.decoder.layers)
+        pad, prefix_pad, cache = state[0], state[1], list(state[2:])
+        cross, prefix = cache[:2 * n_layers], cache[2 * n_layers:]
+        tokens = torch.as_tensor(tokens, device=pad.device)
+        t = prefix_pad.shape[1]
+        prefix_pad = torch.cat([prefix_pad, (tokens == PAD_ID)[:, None]], dim=1)
+        x = self._embed_at(tokens[:, None], t)
+        E = self.config.width
+        new_prefix = []
+        for i, layer in enumerate(self.decoder.layers):
+            h = layer.norm1(x)
+            attn = layer.self_attn
+            k = torch.cat([prefix[2 * i], self._heads(F.linear(h, attn.in_proj_weight[E:2 * E],
+                                                                attn.in_proj_bias[E:2 * E]))], dim=2)
+            v = torch.cat([prefix[2 * i + 1], self._heads(F.linear(h, attn.in_proj_weight[2 * E:],
+                                                                    attn.in_proj_bias[2 * E:]))], dim=2)
+            new_prefix += [k, v]
+            hidden = prefix_pad.clone()
+            hidden[:, -1] = False  # torch's decoder: a padded query position still sees itself (and is ignored)
+            x = x + layer.dropout1(self._attend(attn, h, k, v, hidden))
+            x = x + layer.dropout2(self._attend(layer.multihead_attn, layer.norm2(x), cross[2 * i],
+                                                cross[2 * i + 1], pad))
+            x = x + layer._ff_block(layer.norm3(x))
+        out = self.decoder.norm(x)[:, -1]
+        logits = out @ self.tgt_embed.weight.T + self.out_bias
+        return torch.log_softmax(logits, dim=-1), (pad, prefix_pad, *cross, *new_prefix)
+
+    def _embed_at(self, ids, start: int):
+        """Embedding of ``ids (N, L)`` placed at positions ``start ... start + L - 1``."""
+        if start + ids.shape[1] > self.config.max_len:
+            raise ValueError(f"a sequence of {start + ids.shape[1]} tokens is longer than max_len={self.config.max_len}")
+        return self.drop(self.tgt_embed(ids) * math.sqrt(self.config.width)
+                         + self.positions[start:start + ids.shape[1]])
 
 
 def transformer_step(model: TransformerSeq2Seq):

@@ -85,3 +85,17 @@ def test_too_long_a_sequence_is_a_clear_error():
     model = small()
     with pytest.raises(ValueError, match="longer than max_len"):
         model(torch.full((1, 40), 5), torch.tensor([40]), torch.full((1, 3), 5))
+
+
+def test_an_untrained_model_starts_near_the_uniform_loss():
+    """At the benchmark's size (width 256, 8,000 Spanish words) the first loss is about ln V: with torch's default
+    N(0, 1) embeddings, scaled by sqrt(E) and tied to the output, it was about 23 nats and training diverged."""
+    import math
+
+    torch.manual_seed(0)
+    model = tf.TransformerSeq2Seq(tf.TransformerConfig(src_vocab=9386, tgt_vocab=8000)).eval()
+    src, tgt = torch.randint(4, 9000, (8, 10)), torch.randint(4, 7900, (8, 13))
+    logits = model(src, torch.full((8,), 10), tgt[:, :-1])
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 8000), tgt[:, 1:].reshape(-1)).item()
+    assert abs(loss - math.log(8000)) < 2.0, loss
+    assert not model.tgt_embed.weight[0].any() and not model.src_embed.weight[0].any()  # padding rows stay zero
