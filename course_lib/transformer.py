@@ -80,10 +80,12 @@ class TransformerSeq2Seq(nn.Module):
             with torch.no_grad():
                 table.weight[PAD_ID].zero_()
 
-    def _embed(self, table: nn.Embedding, ids):
-        if ids.shape[1] > self.config.max_len:
-            raise ValueError(f"a sequence of {ids.shape[1]} tokens is longer than max_len={self.config.max_len}")
-        return self.drop(table(ids) * math.sqrt(self.config.width) + self.positions[: ids.shape[1]])
+    def _embed(self, table: nn.Embedding, ids, start: int = 0):
+        """Embeddings of ``ids (N, L)``, scaled, plus the encodings of positions ``start ... start + L - 1``."""
+        end = start + ids.shape[1]
+        if end > self.config.max_len:
+            raise ValueError(f"a sequence of {end} tokens is longer than max_len={self.config.max_len}")
+        return self.drop(table(ids) * math.sqrt(self.config.width) + self.positions[start:end])
 
     def encode(self, src, src_len):
         """``memory (N, S, E)`` and ``pad (N, S)``, True at padding positions (torch's convention)."""
@@ -144,7 +146,7 @@ class TransformerSeq2Seq(nn.Module):
         tokens = torch.as_tensor(tokens, device=pad.device)
         t = prefix_pad.shape[1]
         prefix_pad = torch.cat([prefix_pad, (tokens == PAD_ID)[:, None]], dim=1)
-        x = self._embed_at(tokens[:, None], t)
+        x = self._embed(self.tgt_embed, tokens[:, None], t)
         E = self.config.width
         new_prefix = []
         for i, layer in enumerate(self.decoder.layers):
@@ -164,13 +166,6 @@ class TransformerSeq2Seq(nn.Module):
         out = self.decoder.norm(x)[:, -1]
         logits = out @ self.tgt_embed.weight.T + self.out_bias
         return torch.log_softmax(logits, dim=-1), (pad, prefix_pad, *cross, *new_prefix)
-
-    def _embed_at(self, ids, start: int):
-        """Embedding of ``ids (N, L)`` placed at positions ``start ... start + L - 1``."""
-        if start + ids.shape[1] > self.config.max_len:
-            raise ValueError(f"a sequence of {start + ids.shape[1]} tokens is longer than max_len={self.config.max_len}")
-        return self.drop(self.tgt_embed(ids) * math.sqrt(self.config.width)
-                         + self.positions[start:start + ids.shape[1]])
 
 
 def transformer_step(model: TransformerSeq2Seq):

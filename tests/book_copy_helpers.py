@@ -90,6 +90,24 @@ ALIASES: dict[str, dict[str, Answer]] = {
             "def corpus_bleu(hypotheses, references, max_n=4):\n"
             "    return float(_book_corpus_bleu(hypotheses, references, max_n)['bleu'])\n")),
     },
+    # course_lib.attention's pair takes a boolean mask and caches the scale too; course_lib.scan's parallel_scan
+    # is the scan under another name
+    "07_after_attention": {
+        "attention_forward": Answer(["attention_forward"], after=(
+            "_book_attention_forward = attention_forward\n\n\n"
+            "def attention_forward(q, k, v, causal):\n"
+            "    mask = causal_mask(q.shape[1], k.shape[1]) if causal else None\n"
+            "    out, cache = _book_attention_forward(q, k, v, mask)\n"
+            "    return out, tuple(cache[:4])\n")),
+        "attention_backward": Answer(["attention_backward"], after=(
+            "_book_attention_backward = attention_backward\n\n\n"
+            "def attention_backward(dout, cache):\n"
+            "    q, k, v, A = cache\n"
+            "    return _book_attention_backward(dout, (q, k, v, A, 1 / np.sqrt(q.shape[-1])))\n")),
+        "scan_forward": Answer(["parallel_scan"], after=(
+            "def scan_forward(a, b):\n"
+            "    return parallel_scan(a, b)\n")),
+    },
 }
 
 

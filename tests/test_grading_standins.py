@@ -2,14 +2,15 @@
 
 Questions that compose other answers (01's two_layer_loss; 02's rnn_forward, rnn_backward and generate; 04's
 lstm_sequence and classifier_loss) run with stand-ins for the functions they call, so that one bug costs one
-question; 06's attention_backward test builds its caches with a helper that computes question 1's weights.
+question; 06's and 07's attention_backward tests build their caches with a helper that computes question 1's
+weights.
 Two ways a submission could use those stand-ins instead of doing the work, both closed:
 
 * *call the stand-in as the answer* of the question it stands in for (01's PyTorch affine layers and softmax
   loss as the answers of questions 1 to 3, 04's whole-sequence stand-in as the answer of question 4): the
   stand-ins are made only by the test cell that needs them (01: ``stand_in_layers`` in question 5's test; 02:
   ``stand_in_step_forward`` and ``stand_in_steps`` in the tests of questions 3 to 5; 04: ``stand_in_sequence``
-  in question 5's test; 06: ``attention_cache`` in question 2's test), so they do not exist while an earlier
+  in question 5's test; 06 and 07: ``attention_cache`` in question 2's test), so they do not exist while an earlier
   question is tested;
 * *ignore the functions the test hands in* and compute the stand-in's result some other way (the setup cell's
   factories, course_lib.rnn, torch autograd): the stand-ins compute a different network in each test (01: every
@@ -184,6 +185,13 @@ def classifier_loss(params, x, y):
             "source": "def attention_forward(s, h, mask, Wq, Wk, v):\n"
                       "    cache = attention_cache(s, h, mask, Wq, Wk, v)\n"
                       "    return np.einsum('ns,nsh->nh', cache[7], h), cache[7], cache\n"},
+    },
+    "07_after_attention": {
+        "attention_forward_is_the_cache_helper": {
+            "cell": "attention_forward", "zero": "test_attention_forward",
+            "source": "def attention_forward(q, k, v, causal):\n"
+                      "    cache = attention_cache(q, k, v, causal)\n"
+                      "    return cache[3] @ v, cache\n"},
     },
 }
 
