@@ -8,6 +8,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from course_lib import spa_eng
@@ -73,3 +74,47 @@ def test_the_transformer_goes_through_the_same_entry_point_and_record(bench, tmp
     assert [(e["beam"], e["subset"]) for e in r["evaluations"]] == [
         (1, "test"), (1, "4 evenly spaced test pairs"), (2, "4 evenly spaced test pairs")]
     assert all(0 <= e["sacrebleu"] <= 100 for e in r["evaluations"])
+
+
+def check_maps(bench, run_record):
+    maps = run_record["maps"]
+    assert [m["sentence"] for m in maps] == [en for en, _ in bench.MAP_SENTENCES]
+    for m in maps:
+        weights = np.array(m["weights"])
+        assert weights.shape == (len(m["output"]), len(m["source"]))
+        assert m["source"][-1] == "<eos>" and m["output"][-1] == "<eos>"
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-3)  # rows are distributions (rounded)
+        assert m["hints"] and m["in_corpus"] is False
+    return maps
+
+
+@pytest.mark.parametrize("model", ["attention", "transformer"])
+def test_maps_record_the_attention_of_each_output_step_over_the_source(bench, tmp_path, model):
+    result = run(bench, tmp_path, "--only", model, "--beam", "1", "--maps", *TINY_TRANSFORMER)
+    (r,) = result["runs"]
+    check_maps(bench, r)
+    assert r["maps_of"] == bench.MAPS_OF[model]
+
+
+def test_a_model_without_attention_records_no_maps(bench, tmp_path):
+    (r,) = run(bench, tmp_path, "--only", "none", "--beam", "1", "--maps")["runs"]
+    assert "maps" not in r
+
+
+def test_maps_added_to_a_record_from_its_checkpoint_equal_those_of_eval_only(bench, tmp_path):
+    result = run(bench, tmp_path, "--beam", "1")
+    record = tmp_path / "record.json"
+    record.write_text(json.dumps(result))
+    bench.main(["maps", str(record)])
+    added = json.loads(record.read_text())
+    (r,) = added["runs"]
+    assert r["evaluations"] == result["runs"][0]["evaluations"]  # nothing evaluated again
+    (again,) = run(bench, tmp_path, "--beam", "1", "--eval-only", "--maps")["runs"]
+    assert check_maps(bench, r) == check_maps(bench, again)
+    stale = dict(result, runs=[dict(result["runs"][0], train_seconds=result["runs"][0]["train_seconds"] + 1)])
+    record.write_text(json.dumps(stale))
+    with pytest.raises(SystemExit, match="not the one of this record's run"):
+        bench.main(["maps", str(record)])
+
+
+TINY_TRANSFORMER = ["--width", "8", "--heads", "2", "--ff", "16", "--layers", "1"]
