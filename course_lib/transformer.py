@@ -148,6 +148,8 @@ class TransformerSeq2Seq(nn.Module):
         prefix_pad = torch.cat([prefix_pad, (tokens == PAD_ID)[:, None]], dim=1)
         x = self._embed(self.tgt_embed, tokens[:, None], t)
         E = self.config.width
+        hidden = prefix_pad.clone()  # the prefix's padding, the same for every layer
+        hidden[:, -1] = False  # torch's decoder: a padded query position still sees itself (and is ignored)
         new_prefix = []
         for i, layer in enumerate(self.decoder.layers):
             h = layer.norm1(x)
@@ -157,8 +159,6 @@ class TransformerSeq2Seq(nn.Module):
             v = torch.cat([prefix[2 * i + 1], self._heads(F.linear(h, attn.in_proj_weight[2 * E:],
                                                                     attn.in_proj_bias[2 * E:]))], dim=2)
             new_prefix += [k, v]
-            hidden = prefix_pad.clone()
-            hidden[:, -1] = False  # torch's decoder: a padded query position still sees itself (and is ignored)
             x = x + layer.dropout1(self._attend(attn, h, k, v, hidden))
             x = x + layer.dropout2(self._attend(layer.multihead_attn, layer.norm2(x), cross[2 * i],
                                                 cross[2 * i + 1], pad))
