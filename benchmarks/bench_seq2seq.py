@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from course_lib import seq2seq, spa_eng, transformer
+from course_lib import seq2seq, spa_eng, subword, transformer
 from course_lib.imdb import cache_dir
 
 GOALS = {"minimum": 35.0, "aim": 40.0}  # sacreBLEU of the best model, whole test split
@@ -83,18 +83,31 @@ def sacre(hyps: list[list[str]], refs: list[str]) -> float:
     return sacrebleu.corpus_bleu([spa_eng.detokenize(h) for h in hyps], [refs]).score
 
 
-def evaluate(model, data: spa_eng.PairDataset, tgt_vocab, beam: int, alpha: float, subset: str = "test") -> dict:
+def evaluate(model, data: spa_eng.PairDataset, prep: spa_eng.Prepared, beam: int, alpha: float,
+             subset: str = "test") -> dict:
     t0 = time.perf_counter()
     translate = transformer.translate if isinstance(model, transformer.TransformerSeq2Seq) else seq2seq.translate
-    hyps = translate(model, data, tgt_vocab, beam=beam, alpha=alpha)
+    hyps = [prep.words(h) for h in translate(model, data, prep.tgt_vocab, beam=beam, alpha=alpha)]
     seconds = time.perf_counter() - t0
     refs = [spa_eng.tokenize(r) for r in data.refs]
-    lengths = [len(s) - 1 for s in data.src]
+    lengths = [len(spa_eng.tokenize(s)) for s in data.src_text]  # in words, whatever the model's units
     score = seq2seq.corpus_bleu(hyps, refs)
     return {"beam": beam, "alpha": alpha, "subset": subset, "n": len(data), "bleu": score["bleu"], "bp": score["bp"],
             "precisions": score["precisions"], "sacrebleu": sacre(hyps, data.refs),
             "by_length": seq2seq.bleu_by_length(hyps, refs, lengths, EDGES), "seconds": seconds,
             "loadavg_after": load()}
+
+
+def unknown_rates(pairs, prep: spa_eng.Prepared, word_vocab: int) -> dict:
+    """Share of the test references' target tokens that the run's vocabulary writes ``<unk>``, and share of their
+    words outside a vocabulary of the ``word_vocab`` most frequent training words (what subword units avoid)."""
+    parts = spa_eng.split_pairs(pairs)
+    words = spa_eng.Vocab.build((spa_eng.tokenize(es) for _, es in parts["train"]), max_size=word_vocab)
+    test_words = [w for _, es in parts["test"] for w in spa_eng.tokenize(es)]
+    ids = np.concatenate([t[1:-1] for t in prep.test.tgt])
+    return {"test_unk_share": float(np.mean(ids == spa_eng.UNK_ID)),
+            "test_words_outside_word_vocab": float(np.mean([w not in words.stoi for w in test_words])),
+            "word_vocab": word_vocab}
 
 
 def normalize(text: str) -> str:
@@ -105,7 +118,10 @@ def attention_maps(model, prep: spa_eng.Prepared) -> list[dict]:
     """Greedy translations of :data:`MAP_SENTENCES` and, for each, the weights ``(output, source)`` of every
     output step over the source tokens (both lists end with ``<eos>``), rounded to 4 decimals."""
     is_transformer = isinstance(model, transformer.TransformerSeq2Seq)
-    data = spa_eng.encode_pairs([(en, "") for en, _ in MAP_SENTENCES], prep.src_vocab, prep.tgt_vocab)
+    tokens = [(spa_eng.tokenize(en), []) for en, _ in MAP_SENTENCES]
+    if prep.src_bpe is not None:  # the model reads (and writes) subword pieces
+        tokens = [(prep.src_bpe.segment(s), t) for s, t in tokens]
+    data = spa_eng.encode_pairs([(en, "") for en, _ in MAP_SENTENCES], prep.src_vocab, prep.tgt_vocab, tokens=tokens)
     hyps = (transformer.translate if is_transformer else seq2seq.translate)(model, data, prep.tgt_vocab, beam=1)
     corpus = {normalize(t) for part in (prep.train, prep.val, prep.test) for t in part.src_text}
     maps = []
@@ -142,7 +158,9 @@ def run_one(name: str, prep: spa_eng.Prepared, args) -> dict:
     model, config = build_model(name, prep, args)
     attention = name != "none"
     train_config = seq2seq.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                       seed=args.seed, max_seconds=args.minutes * 60)
+                                       seed=args.seed, max_seconds=args.minutes * 60,
+                                       label_smoothing=args.label_smoothing, schedule=args.schedule,
+                                       warmup=args.warmup)
     ckpt = cache_dir() / "runs" / f"seq2seq-{name}"
     before = load()
     if args.eval_only:  # evaluate the model of an earlier run (its checkpoint), without training further
@@ -174,7 +192,7 @@ def run_one(name: str, prep: spa_eng.Prepared, args) -> dict:
         else:
             jobs.append((args.beam, split, args.eval_split))
     for beam, data, label in jobs:
-        result["evaluations"].append(evaluate(model, data, prep.tgt_vocab, beam, args.alpha, label))
+        result["evaluations"].append(evaluate(model, data, prep, beam, args.alpha, label))
         line = result["evaluations"][-1]
         print(f"{name}: beam {beam} on {label} ({len(data)}): BLEU {line['bleu']:.2f} "
               f"(sacrebleu {line['sacrebleu']:.2f}), {line['seconds']:.0f} s to translate, "
@@ -188,7 +206,8 @@ def run_one(name: str, prep: spa_eng.Prepared, args) -> dict:
 def print_maps(name: str, maps: list[dict]) -> None:
     for m in maps:
         pairs = zip(m["output"], m["weights"], strict=True)
-        print(f"{name}: {m['sentence']!r} -> {spa_eng.detokenize(m['output'][:-1])!r}; most attended: "
+        words = subword.BPE.join(m["output"][:-1])
+        print(f"{name}: {m['sentence']!r} -> {spa_eng.detokenize(words)!r}; most attended: "
               + ", ".join(f"{o}:{m['source'][int(np.argmax(w))]}" for o, w in pairs))
 
 
@@ -198,7 +217,8 @@ def add_maps(path: Path) -> None:
     record = json.loads(path.read_text())
     data = record["data"]
     pairs = spa_eng.load_pairs(download=True)
-    prep = spa_eng.prepare(pairs, tgt_max_size=data["tgt_vocab"], max_len=data["max_len"])
+    prep = spa_eng.prepare(pairs, tgt_max_size=data["tgt_vocab"], max_len=data["max_len"],
+                           subwords=data.get("subwords") or None)
     if (len(prep.src_vocab), len(prep.tgt_vocab)) != (data["src_vocab"], data["tgt_vocab"]):
         raise SystemExit("the data prepared now differ from the record's (vocabulary sizes)")
     for run in record["runs"]:
@@ -246,6 +266,12 @@ def main(argv=None) -> None:
     run.add_argument("--batch-size", type=int, default=128)
     run.add_argument("--lr", type=float, default=3e-3)
     run.add_argument("--epochs", type=int, default=20)
+    run.add_argument("--label-smoothing", type=float, default=0.0)
+    run.add_argument("--schedule", choices=["constant", "linear"], default="constant",
+                     help="learning rate: constant, or falling linearly to 0 at the end of the budget")
+    run.add_argument("--warmup", type=int, default=0, help="batches of linear learning-rate warm-up")
+    run.add_argument("--subwords", type=int, default=0,
+                     help="byte-pair merges per language (course_lib.subword); 0: words, --tgt-vocab of them")
     run.add_argument("--beam", type=int, default=5)
     run.add_argument("--alpha", type=float, default=1.0)
     run.add_argument("--seed", type=int, default=0)
@@ -289,7 +315,7 @@ def main(argv=None) -> None:
         return
     torch.set_num_threads(args.threads)
     pairs = spa_eng.load_pairs(download=True)
-    prep = spa_eng.prepare(pairs, tgt_max_size=args.tgt_vocab, max_len=args.max_len)
+    prep = spa_eng.prepare(pairs, tgt_max_size=args.tgt_vocab, max_len=args.max_len, subwords=args.subwords or None)
     if args.subset:
         prep.train = prep.train.subset(range(min(args.subset, len(prep.train))))
     print(f"{len(prep.train):,} training pairs, {len(prep.val):,} validation, {len(prep.test):,} test; "
@@ -301,7 +327,7 @@ def main(argv=None) -> None:
                    "threads": args.threads, "loadavg_start": load(), "argv": sys.argv[1:]},
                "data": {"train": len(prep.train), "val": len(prep.val), "test": len(prep.test),
                         "src_vocab": len(prep.src_vocab), "tgt_vocab": len(prep.tgt_vocab), "max_len": args.max_len,
-                        "edges": EDGES},
+                        "subwords": args.subwords, "edges": EDGES, **unknown_rates(pairs, prep, args.tgt_vocab)},
                "goals": GOALS, "runs": []}
     for name in (("attention", "none") if not args.only else (args.only,)):
         results["runs"].append(run_one(name, prep, args))

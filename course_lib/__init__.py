@@ -22,6 +22,7 @@ module              what it holds
 ``imdb_runs``       IMDb experiments: presets, runs, ensembles, result records, the CLI; with ``text``,
                     ``models``, ``train``, ``bow``: the sentiment chapter
 ``spa_eng``         English-Spanish pairs (Tatoeba): download, verification, tokens, split by English sentence
+``subword``         byte-pair encoding: subword units learned from the training words, for translation
 ``seq2seq``         additive attention (numpy), GRU encoder-decoder with/without attention, greedy/beam search, BLEU
 ``attention``       scaled dot-product and multi-head self-attention, masks, positional encodings (numpy)
 ``transformer``     a small Transformer encoder-decoder (torch) with the recurrent models' interface

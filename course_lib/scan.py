@@ -146,8 +146,10 @@ def MinGRU(input_size: int, hidden_size: int, scan: bool = True):
                 return torch_scan(a, b, h0)
             prev = torch.zeros_like(b[:, 0]) if h0 is None else h0
             states = []
-            for t in range(x.shape[1]):
-                prev = a[:, t] * prev + b[:, t]
+            # unbind, not a[:, t]: indexing one step's slice costs its backward a gradient the size of the whole
+            # sequence at every step (quadratic in T); unbind's backward is one stack
+            for a_t, b_t in zip(a.unbind(1), b.unbind(1), strict=True):
+                prev = a_t * prev + b_t
                 states.append(prev)
             return torch.stack(states, dim=1)
 

@@ -209,10 +209,11 @@ class Seq2Seq(nn.Module):
         return torch.log_softmax(logits[:, 0], dim=-1), (h[0], values, mask, keys)
 
 
-def sequence_loss(logits, tgt_out, reduction: str = "mean"):
-    """Cross-entropy of ``logits (N, T, V)`` against ``tgt_out (N, T)``, padding ignored (mean per token)."""
+def sequence_loss(logits, tgt_out, reduction: str = "mean", label_smoothing: float = 0.0):
+    """Cross-entropy of ``logits (N, T, V)`` against ``tgt_out (N, T)``, padding ignored (mean per token); with
+    ``label_smoothing`` eps, against targets that put 1 - eps on the word and spread eps over the vocabulary."""
     return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1),
-                                       ignore_index=PAD_ID, reduction=reduction)
+                                       ignore_index=PAD_ID, reduction=reduction, label_smoothing=label_smoothing)
 
 
 # ========================================================================================= decoding
@@ -435,6 +436,23 @@ class TrainConfig:
     seed: int = 0
     max_seconds: float | None = None  # stop after the batch during which training time passes this budget
     checkpoint_every: int = 200  # batches between checkpoints (and one at each epoch's end)
+    label_smoothing: float = 0.0  # of the training loss (the recorded losses stay plain cross-entropy)
+    schedule: str = "constant"  # or "linear": the learning rate falls linearly to 0 at the end of the run
+    warmup: int = 0  # batches over which the learning rate rises linearly from lr / warmup to lr
+
+    def lr_at(self, step: int, seconds: float, total_steps: int) -> float:
+        """Learning rate of batch ``step`` (0-based), ``seconds`` of training in: with the linear schedule, the
+        run's end is whichever comes first, ``max_seconds`` or ``total_steps`` (so a run on a time budget decays by
+        the clock, and is not repeatable to the bit across machines)."""
+        factor = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
+        if self.schedule == "linear":
+            done = step / max(total_steps, 1)
+            if self.max_seconds:
+                done = max(done, seconds / self.max_seconds)
+            factor *= max(0.0, 1.0 - done)
+        elif self.schedule != "constant":
+            raise ValueError(f"schedule is 'constant' or 'linear', not {self.schedule!r}")
+        return self.lr * factor
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -522,8 +540,10 @@ def train(model: Seq2Seq, data: PairDataset, config: TrainConfig, val: PairDatas
                 continue
             t0 = time.perf_counter()
             src, src_len, tgt = src.to(device), src_len.to(device), tgt.to(device)
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr_at((epoch - 1) * n_batches + b, history["seconds"], config.epochs * n_batches)
             logits = model(src, src_len, tgt[:, :-1])
-            loss = sequence_loss(logits, tgt[:, 1:])
+            loss = sequence_loss(logits, tgt[:, 1:], label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad is not None:
@@ -531,6 +551,9 @@ def train(model: Seq2Seq, data: PairDataset, config: TrainConfig, val: PairDatas
             optimizer.step()
             history["seconds"] += time.perf_counter() - t0
             n_tok = int((tgt[:, 1:] != PAD_ID).sum())
+            if config.label_smoothing:  # record the plain cross-entropy
+                with torch.no_grad():
+                    loss = sequence_loss(logits, tgt[:, 1:])
             pending[0] += loss.item() * n_tok
             pending[1] += n_tok
             steps_here += 1

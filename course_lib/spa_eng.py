@@ -39,6 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .imdb import cache_dir, file_sha256
+from .subword import BPE
 
 URL = "http://storage.googleapis.com/download.tensorflow.org/data/spa-eng.zip"
 MEMBER = "spa-eng/spa.txt"
@@ -368,25 +369,56 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab: Vocab, tgt_vocab: 
 
 @dataclass
 class Prepared:
-    """Vocabularies (built on the training part only) and the encoded train/val/test datasets."""
+    """Vocabularies (built on the training part only) and the encoded train/val/test datasets; with subword units,
+    the two languages' byte-pair encodings (:mod:`course_lib.subword`)."""
 
     src_vocab: Vocab
     tgt_vocab: Vocab
     train: PairDataset
     val: PairDataset
     test: PairDataset
+    src_bpe: BPE | None = None
+    tgt_bpe: BPE | None = None
+
+    def words(self, tokens: Sequence[str]) -> list[str]:
+        """A model's output tokens as words (subword pieces joined; words stay as they are)."""
+        return self.tgt_bpe.join(tokens) if self.tgt_bpe is not None else list(tokens)
 
 
 def prepare(pairs: Sequence[tuple[str, str]], src_min_count: int = 2, tgt_min_count: int = 2,
-            tgt_max_size: int | None = None, max_len: int | None = None) -> Prepared:
+            tgt_max_size: int | None = None, max_len: int | None = None, subwords: int | None = None) -> Prepared:
     """Split by English sentence (:func:`split_pairs`), build both vocabularies on the training part, encode.
 
-    ``max_len`` leaves longer *training* pairs out (a lever on training speed); validation and test keep every
-    pair, so the test figure is always on the whole official test split.
+    ``max_len`` leaves longer *training* pairs out (a lever on training speed), counted in words; validation and
+    test keep every pair, so the test figure is always on the whole official test split. With ``subwords``, each
+    language's words are split into byte-pair pieces (that many merges, learned on the training part) and the
+    vocabularies hold pieces (``tgt_max_size`` then does not apply).
     """
     parts = split_pairs(pairs)
     train_tokens = [(tokenize(en), tokenize(es)) for en, es in parts["train"]]
-    src_vocab = Vocab.build((s for s, _ in train_tokens), min_count=src_min_count)
-    tgt_vocab = Vocab.build((t for _, t in train_tokens), min_count=tgt_min_count, max_size=tgt_max_size)
-    return Prepared(src_vocab, tgt_vocab, encode_pairs(parts["train"], src_vocab, tgt_vocab, max_len, train_tokens),
-                    encode_pairs(parts["val"], src_vocab, tgt_vocab), encode_pairs(parts["test"], src_vocab, tgt_vocab))
+    if not subwords:
+        src_vocab = Vocab.build((s for s, _ in train_tokens), min_count=src_min_count)
+        tgt_vocab = Vocab.build((t for _, t in train_tokens), min_count=tgt_min_count, max_size=tgt_max_size)
+        return Prepared(src_vocab, tgt_vocab, encode_pairs(parts["train"], src_vocab, tgt_vocab, max_len, train_tokens),
+                        encode_pairs(parts["val"], src_vocab, tgt_vocab),
+                        encode_pairs(parts["test"], src_vocab, tgt_vocab))
+    # units and vocabularies learned on every training pair (as the words' are); long pairs left out after
+    src_bpe = BPE.learn((s for s, _ in train_tokens), subwords)
+    tgt_bpe = BPE.learn((t for _, t in train_tokens), subwords)
+    if max_len is not None:
+        keep = [k for k, (s, t) in enumerate(train_tokens) if len(s) <= max_len and len(t) <= max_len]
+
+    def pieces(part, tokens=None):
+        tokens = tokens or [(tokenize(en), tokenize(es)) for en, es in part]
+        return [(src_bpe.segment(s), tgt_bpe.segment(t)) for s, t in tokens]
+
+    train_pieces = pieces(parts["train"], train_tokens)
+    src_vocab = Vocab.build((s for s, _ in train_pieces), min_count=src_min_count)
+    tgt_vocab = Vocab.build((t for _, t in train_pieces), min_count=tgt_min_count)
+    if max_len is not None:
+        parts["train"] = [parts["train"][k] for k in keep]
+        train_pieces = [train_pieces[k] for k in keep]
+    return Prepared(src_vocab, tgt_vocab, encode_pairs(parts["train"], src_vocab, tgt_vocab, tokens=train_pieces),
+                    encode_pairs(parts["val"], src_vocab, tgt_vocab, tokens=pieces(parts["val"])),
+                    encode_pairs(parts["test"], src_vocab, tgt_vocab, tokens=pieces(parts["test"])),
+                    src_bpe, tgt_bpe)

@@ -118,3 +118,21 @@ def test_maps_added_to_a_record_from_its_checkpoint_equal_those_of_eval_only(ben
 
 
 TINY_TRANSFORMER = ["--width", "8", "--heads", "2", "--ff", "16", "--layers", "1"]
+
+
+def test_subword_runs_are_scored_on_words_and_keep_their_maps(bench, tmp_path, monkeypatch):
+    scored = []
+    monkeypatch.setattr(bench, "sacre", lambda hyps, refs: scored.append(hyps) or 0.0)
+    result = run(bench, tmp_path, "--only", "transformer", "--beam", "1", "--maps", "--subwords", "40",
+                 "--label-smoothing", "0.1", "--schedule", "linear", "--warmup", "2", *TINY_TRANSFORMER)
+    (r,) = result["runs"]
+    assert result["data"]["subwords"] == 40
+    assert r["train_config"]["schedule"] == "linear" and r["train_config"]["label_smoothing"] == 0.1
+    assert scored and all(not w.endswith("@@") for hyps in scored for h in hyps for w in h)  # pieces joined
+    maps = check_maps(bench, r)
+    # the model read pieces: words unseen in this corpus ("have", "live") come in several
+    assert all(len(m["source"]) > len(spa_eng.tokenize(m["sentence"])) + 1 for m in maps)
+    record = tmp_path / "record.json"
+    record.write_text(json.dumps(result))
+    bench.main(["maps", str(record)])  # the maps command prepares the same pieces from the record's settings
+    assert json.loads(record.read_text())["runs"][0]["maps"] == r["maps"]

@@ -326,3 +326,44 @@ def test_top_k_equals_a_stable_full_sort(seed):
     for k in (1, 3, 7, 40):
         expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         np.testing.assert_array_equal(seq2seq._top_k(scores, k), expected)
+
+
+def test_learning_rate_warms_up_then_falls_linearly_to_zero():
+    constant = seq2seq.TrainConfig(lr=1e-3)
+    assert [constant.lr_at(s, 0.0, 100) for s in (0, 50, 99)] == [1e-3] * 3
+    steps = seq2seq.TrainConfig(lr=1e-3, schedule="linear", warmup=10)
+    lrs = [steps.lr_at(s, 0.0, 100) for s in range(100)]
+    np.testing.assert_allclose(lrs[:3], [1e-4, 2e-4 * 0.99, 3e-4 * 0.98])  # warm-up times the fall
+    assert max(lrs) == lrs[9] and all(a > b for a, b in zip(lrs[9:], lrs[10:], strict=False)) and lrs[-1] > 0
+    clock = seq2seq.TrainConfig(lr=1e-3, schedule="linear", max_seconds=60.0)
+    assert clock.lr_at(0, 30.0, 10**6) == pytest.approx(5e-4)  # half the budget spent: half the rate
+    assert clock.lr_at(5, 61.0, 10**6) == 0.0 and clock.lr_at(10**6 - 1, 0.0, 10**6) < 1e-8  # whichever ends first
+    with pytest.raises(ValueError, match="schedule"):
+        seq2seq.TrainConfig(schedule="cosine").lr_at(0, 0.0, 10)
+
+
+def test_label_smoothing_is_cross_entropy_against_spread_targets(rng):
+    logits = torch.as_tensor(rng.standard_normal((2, 3, 5)))
+    tgt = torch.tensor([[4, 2, PAD_ID], [1, PAD_ID, PAD_ID]])
+    eps, keep = 0.1, tgt != PAD_ID
+    logp = torch.log_softmax(logits, dim=-1)[keep]
+    target = torch.full_like(logp, eps / 5)
+    target[torch.arange(len(target)), tgt[keep]] += 1 - eps
+    expected = -(target * logp).sum(-1).mean()
+    torch.testing.assert_close(seq2seq.sequence_loss(logits, tgt, label_smoothing=eps), expected)
+    assert seq2seq.sequence_loss(logits, tgt, label_smoothing=0.0) < expected  # the plain loss of the same logits
+
+
+def test_training_with_smoothing_and_a_schedule_records_the_plain_loss(rng):
+    torch.set_default_dtype(torch.float32)
+    try:
+        data = toy_data(rng)
+        config = seq2seq.TrainConfig(epochs=2, batch_size=8, lr=1e-2, checkpoint_every=1000, label_smoothing=0.2,
+                                     schedule="linear", warmup=3)
+        model = small_model(True, seed=1).float()
+        history = seq2seq.train(model, data, config, val=data, progress=False)
+        # the history's last training loss is that epoch's plain cross-entropy, as evaluate_loss measures it
+        assert history["done"] and history["val_loss"][-1] < history["val_loss"][0]
+        assert history["train_loss"][-1] < 1.5 * history["val_loss"][-1]
+    finally:
+        torch.set_default_dtype(torch.float64)
