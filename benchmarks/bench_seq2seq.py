@@ -18,6 +18,14 @@ the result file with the commit, date, machine, torch version and configuration 
     python benchmarks/bench_seq2seq.py run --resume ...         # continue runs stopped part-way
     python benchmarks/bench_seq2seq.py combine a.json b.json --out full.json   # runs made in two processes
     python benchmarks/bench_seq2seq.py maps book/results/seq2seq/attention_2t.json   # add attention maps
+    python benchmarks/bench_seq2seq.py run --only transformer --threads 2 --subwords 8000 --label-smoothing 0.1 \
+        --schedule linear --warmup 150 --lr 1.5e-3 --maps --out book/results/seq2seq/transformer_bpe_2t.json
+
+Subword units (``--subwords N``: N byte-pair merges per language, :mod:`course_lib.subword`) replace the word
+vocabularies; the record then says what share of the test references' words a word vocabulary of ``--tgt-vocab``
+words would have left unknown, and what share of target tokens the run's own vocabulary writes ``<unk>``.
+``--label-smoothing`` and ``--schedule linear`` (with ``--warmup`` batches) change only the training loss and
+the learning rate (:class:`course_lib.seq2seq.TrainConfig`); BLEU is always computed on words.
 
 Attention maps (``run --maps``, or the ``maps`` command on a record whose runs' checkpoints are still in the
 cache): the models translate a few short sentences written for this benchmark (not from the corpus; Spanish
