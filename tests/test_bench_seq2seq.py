@@ -127,6 +127,10 @@ def test_subword_runs_are_scored_on_words_and_keep_their_maps(bench, tmp_path, m
                  "--label-smoothing", "0.1", "--schedule", "linear", "--warmup", "2", *TINY_TRANSFORMER)
     (r,) = result["runs"]
     assert result["data"]["subwords"] == 40
+    # the made-up test pairs' words are all in the training words: nothing unknown either way
+    assert result["data"]["test_words_outside_word_vocab"] == 0.0 and result["data"]["test_unk_share"] == 0.0
+    words = run(bench, tmp_path, "--beam", "1", "--tgt-vocab", "20")["data"]  # a vocabulary too small
+    assert words["test_unk_share"] == words["test_words_outside_word_vocab"] > 0
     assert r["train_config"]["schedule"] == "linear" and r["train_config"]["label_smoothing"] == 0.1
     assert scored and all(not w.endswith("@@") for hyps in scored for h in hyps for w in h)  # pieces joined
     maps = check_maps(bench, r)
