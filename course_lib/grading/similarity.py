@@ -24,23 +24,23 @@ The method is document fingerprinting by winnowing, in the spirit of MOSS (Schle
    renaming, reordering and reformatting, token for token in the other.
 
 **What a score means, measured** (``benchmarks/bench_similarity.py`` on ``tests/similarity_corpus``: per
-assignment, 3 honest answers written independently from the released notebooks, each scoring full marks, and 7
-copies of them or of the solution -- renamed, reordered, reformatted, with comments and no-op lines; 2 of the 7
-copy only the longer half of the cells): honest answers score 0.03-0.31 against each other and 0.00-0.35
+assignment, 3 honest answers (4 for 07) written independently from the released notebooks, each scoring full
+marks, and 7 copies of them or of the solution -- renamed, reordered, reformatted, with comments and no-op lines;
+2 of the 7 copy only the longer half of the cells): honest answers score 0.03-0.31 against each other and 0.00-0.35
 against the solution or course_lib, and no pair that is not a copy exceeds 0.44; whole copies score 0.99-1.00,
-partial copies 0.26-0.78. One function alone separates better: honest functions reach at most 0.77 (a
+partial copies 0.26-0.81. One function alone separates better: honest functions reach at most 0.77 (a
 canonical ``for t in range(T)`` loop), copied ones at least 0.99. Before this canonical form (tokens of the whole
-notebook) the same corpus gave honest pairs up to 0.39 and copies 0.16-1.00: 31 of 78 copies found.
+notebook) the corpus of 01-06 gave honest pairs up to 0.39 and copies 0.16-1.00: 31 of 78 copies found.
 
 **The rule** (:func:`compare`): a pair is listed when a function of at least :data:`MIN_UNIT` fingerprints is
 a near-copy on its own (:data:`UNIT_THRESHOLD`, column ``copied_functions``), or when its similarity is at least
-the threshold (:data:`THRESHOLD`) with at least :data:`MIN_SHARED` fingerprints in common. On the corpus: 78 of
-78 copies listed, 0 of 258 honest pairs (precision and recall 1.00 for every assignment). Functions whose
+the threshold (:data:`THRESHOLD`) with at least :data:`MIN_SHARED` fingerprints in common. On the corpus: 91 of
+91 copies listed, 0 of 313 honest pairs (precision and recall 1.00 for every assignment). Functions whose
 solution has fewer than :data:`MIN_UNIT` fingerprints of its own (``out = x @ W + b``; 01's affine layers, 02's
 ``rnn_step_forward``, 05's ``tokenize``) are too short to tell a copy from an honest answer: they are not
 compared, and ``similarity.csv`` says so in a row of kind ``too short to tell`` (for the whole assignment
 when no function is long enough, and then no pair is listed). Code rewritten by hand (other control flow,
-other library calls) is not a near-copy and is not found; three honest answers per assignment cannot show the
+other library calls) is not a near-copy and is not found; three or four honest answers per assignment cannot show the
 rare honest coincidence of a large class, so a listed pair is for the instructor to review, never a verdict.
 """
 
