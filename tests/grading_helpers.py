@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import nbformat
@@ -34,13 +37,121 @@ def run(course: Path, *args: str, check: bool = True, extra_env: dict | None = N
     return result
 
 
-def make_course(folder: Path, assignment: str = ASSIGNMENT) -> Path:
-    """A fresh course directory with the assignment generated (gradebook filled)."""
+# What the grading tests share within one pytest session (CI makes about fifty courses): a generated course per
+# set of assignments, and the sandboxed grader's cache of reference records. Both are keyed on content.
+_SESSION: dict[str, object] = {}
+_SESSION_LOCK = threading.Lock()
+
+
+def _session_dir() -> Path:
+    with _SESSION_LOCK:
+        if "dir" not in _SESSION:
+            folder = Path(tempfile.mkdtemp(prefix="grading-tests-"))
+            atexit.register(shutil.rmtree, folder, True)
+            _SESSION["dir"] = folder
+        return _SESSION["dir"]
+
+
+def _sources_digest(assignments: tuple[str, ...]) -> str:
+    """sha256 of nbgrader_config.py and every file of the assignments' source folders."""
+    digest = hashlib.sha256((ROOT / "assignments" / "nbgrader_config.py").read_bytes())
+    for assignment in assignments:
+        digest.update(f"\0{assignment}\0".encode())
+        for rel, sha in tree_hashes(ROOT / "assignments" / "source" / assignment).items():
+            digest.update(f"{rel}\0{sha}\0".encode())
+    return digest.hexdigest()[:24]
+
+
+def generated_course(assignments: tuple[str, ...]) -> Path:
+    """A course directory with ``assignments`` generated (``nbgrader generate_assignment``, gradebook filled),
+    made once per session and per content of their sources (a generate takes several seconds): copy it, never
+    grade in it. The copy is the course ``generate_assignment`` makes (the gradebook holds no path)."""
+    key = _sources_digest(assignments)
+    with _SESSION_LOCK:
+        lock = _SESSION.setdefault(f"lock {key}", threading.Lock())
+    with lock:  # two threads may make two different templates at once, never the same one twice
+        folder = _session_dir() / "courses" / key
+        if not (folder / ".complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            shutil.copy(ROOT / "assignments" / "nbgrader_config.py", folder)
+            for assignment in assignments:
+                shutil.copytree(ROOT / "assignments" / "source" / assignment, folder / "source" / assignment)
+                run(folder, "nbgrader", "generate_assignment", assignment, "--force")
+            (folder / ".complete").touch()
+        return folder
+
+
+def share_reference_cache(course: Path, how: str = "shared") -> None:
+    """Give the course the session's cache of reference records (``.grading/reference``, keyed by the grader on
+    the source notebook, its test cells, course_lib's code and the inputs' key), so that the sandboxed reference
+    run of an assignment's source is made once per session, not once per course. ``how``: "shared" links the
+    course's cache to the session's (what it computes is shared too); "copied" copies the records made so far
+    into the course's own cache (a test that hashes every file of the course sees them as files); "own" leaves
+    the course without (the grader makes its own reference run)."""
+    assert how in ("shared", "copied", "own"), how
+    shared = _session_dir() / "reference"
+    shared.mkdir(mode=0o700, exist_ok=True)
+    cache = course / ".grading" / "reference"
+    if how == "own" or cache.exists() or cache.is_symlink():
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    if how == "shared":
+        cache.symlink_to(shared, target_is_directory=True)
+    else:
+        shutil.copytree(shared, cache)
+
+
+def copy_course(template: Path, folder: Path, references: str = "shared") -> Path:
+    """``folder`` made a copy of the generated course ``template`` (without its marker), with the session's
+    reference records as :func:`share_reference_cache` ``references`` says."""
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "assignments" / "nbgrader_config.py", folder)
-    shutil.copytree(ROOT / "assignments" / "source" / assignment, folder / "source" / assignment)
-    run(folder, "nbgrader", "generate_assignment", assignment, "--force")
+    shutil.copytree(template, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
+    share_reference_cache(folder, references)
     return folder
+
+
+def make_course(folder: Path, assignment: str = ASSIGNMENT, references: str = "shared") -> Path:
+    """A fresh course directory with the assignment generated (gradebook filled)."""
+    return copy_course(generated_course((assignment,)), folder, references)
+
+
+def make_full_course(folder: Path, assignments: list[str] | tuple[str, ...]) -> Path:
+    """A fresh course directory with every assignment of ``assignments`` generated, in that order."""
+    return copy_course(generated_course(tuple(assignments)), folder)
+
+
+def grade_three_ways(folder: Path, assignment: str, student: str, nb, check_path: Path) -> dict:
+    """One submission graded by plain ``nbgrader autograde --student`` and by the sandboxed grader (each in a fresh
+    course of its own under ``folder``), and by ``python -m course_lib.check`` on ``check_path``: the three side by
+    side, two at a time (each runs one kernel). Returns {"nbgrader": scores, "sandbox": scores, "check": the
+    check's CompletedProcess}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    text = nbformat.writes(nb)  # written once here: the threads below share bytes, not the notebook object
+    data = (text if text.endswith("\n") else text + "\n").encode("utf-8")  # as nbformat.write writes it
+
+    def plain():
+        course = make_course(folder / "course", assignment)
+        submit(course, student, data, assignment)
+        run(course, "nbgrader", "autograde", assignment, "--student", student, "--force")
+        return scores(f"sqlite:///{course / 'gradebook.db'}", assignment)[student]
+
+    def sandboxed():
+        course = make_course(folder / "sandboxed", assignment)
+        submit(course, student, data, assignment)
+        run(course, "course_lib.grading", "autograde", assignment, "--student", student, "--quiet")
+        return scores(f"sqlite:///{course / 'gradebook.db'}", assignment)[student]
+
+    def check():
+        check_path.write_bytes(data)
+        return subprocess.run([sys.executable, "-m", "course_lib.check", str(check_path)], capture_output=True,
+                              text=True, timeout=900, cwd=ROOT)
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(job) for name, job in (("nbgrader", plain), ("sandbox", sandboxed),
+                                                             ("check", check))}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def source_nb():

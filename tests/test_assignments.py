@@ -1,8 +1,9 @@
 """End-to-end checks of every nbgrader assignment, through the real nbgrader commands.
 
 For each ``assignments/source/<id>/<id>.ipynb`` the test copies the course directory to a temporary folder,
-runs ``nbgrader generate_assignment``, submits several notebooks as different students and runs
-``nbgrader autograde``, then reads the gradebook:
+runs ``nbgrader generate_assignment`` (once per session: :func:`grading_helpers.make_course` copies the generated
+course), submits several notebooks as different students and runs ``nbgrader autograde`` (two assignments at a
+time, each in its own course), then reads the gradebook:
 
 * ``solution``   the source notebook itself: full marks on every autograded cell, no error in any cell,
   nothing on stderr; manually graded answer cells (nbgrader cells that are both ``solution`` and ``grade``,
@@ -20,7 +21,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,14 +75,11 @@ def submit(course: Path, student: str, assignment: str, nb) -> None:
     nbformat.write(nb, folder / f"{assignment}.ipynb")
 
 
-@pytest.fixture(scope="module", params=ASSIGNMENTS)
-def graded(request, tmp_path_factory):
-    """Generate, submit and autograde one assignment; yields what the checks need."""
-    assignment = request.param
-    course = tmp_path_factory.mktemp(f"course_{assignment}")
-    shutil.copy(ROOT / "assignments" / "nbgrader_config.py", course)
-    shutil.copytree(SOURCE / assignment, course / "source" / assignment)
-    nbgrader(course, "generate_assignment", assignment, "--force")
+def grade_assignment(assignment: str, course: Path) -> dict:
+    """Generate, submit and autograde one assignment in the empty folder ``course``; what the checks need."""
+    from grading_helpers import make_course  # the generated course, copied (one generate per session)
+
+    make_course(course, assignment)
 
     source_nb = nbformat.read(SOURCE / assignment / f"{assignment}.ipynb", as_version=4)
     release_nb = nbformat.read(course / "release" / assignment / f"{assignment}.ipynb", as_version=4)
@@ -117,9 +114,30 @@ def graded(request, tmp_path_factory):
             if student == "solution":
                 pending = {g.name: (g.auto_score, g.needs_manual_grade) for nb_ in sub.notebooks for g in nb_.grades}
     manual = manually_graded(source_nb)
-    yield {"assignment": assignment, "course": course, "max_score": max_score, "scores": scores, "cheats": cheats,
-           "manual": manual, "pending": pending, "log": log.stdout + log.stderr,
-           "autograded_max": max_score - sum(scores["solution"][1][name][1] for name in manual)}
+    return {"assignment": assignment, "course": course, "max_score": max_score, "scores": scores, "cheats": cheats,
+            "manual": manual, "pending": pending, "log": log.stdout + log.stderr,
+            "autograded_max": max_score - sum(scores["solution"][1][name][1] for name in manual)}
+
+
+@pytest.fixture(scope="module")
+def graded_all(request, tmp_path_factory):
+    """Every assignment this session's tests of this module need, graded, each in its own course, two at a time
+    (one nbgrader autograde runs one kernel at a time; the CI machine has two cores): assignment -> a future of
+    :func:`grade_assignment`'s result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wanted = {item.callspec.params["graded"] for item in request.session.items
+              if getattr(item, "module", None) is request.module
+              and "graded" in getattr(getattr(item, "callspec", None), "params", {})}
+    with ThreadPoolExecutor(2) as pool:
+        yield {a: pool.submit(grade_assignment, a, tmp_path_factory.mktemp(f"course_{a}"))
+               for a in ASSIGNMENTS if a in wanted}
+
+
+@pytest.fixture(scope="module", params=ASSIGNMENTS)
+def graded(request, graded_all):
+    """One assignment generated, submitted and autograded; what the checks need."""
+    return graded_all[request.param].result()
 
 
 def autograded_nb(graded, student):

@@ -5,9 +5,9 @@ For each assignment, a submission is assembled from the code the built book prin
 see :mod:`book_copy_helpers`): each answer cell whose function (``def``/``class`` of the solution cell) or an
 alias of it (:data:`book_copy_helpers.ALIASES`, written per assignment) is printed gets that code, with the
 glue a student would write; every other answer stays the release's stub. The submission is graded by the
-sandboxed grader (``python -m course_lib.grading autograde``) and by plain ``nbgrader autograde``, and every
-autograded question must score 0 in both. A failure lists, per assignment, the questions that score and the
-chapter cells their code came from.
+sandboxed grader (``python -m course_lib.grading autograde``) and by plain ``nbgrader autograde`` (side by
+side, each in its own course), and every autograded question must score 0 in both. A failure lists, per
+assignment, the questions that score and the chapter cells their code came from.
 
 So that the test cannot pass vacuously: it asserts that every chapter of the table of contents was executed
 and that the book prints code at all, and a control submission, assembled by the same machinery from the
@@ -24,13 +24,14 @@ import copy
 import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 import pytest
 from book_copy_helpers import ALIASES, bound_names, chapters, definitions, printed
 from book_copy_helpers import answer_cell as paste
-from grading_helpers import run, scores
+from grading_helpers import make_full_course, run, scores
 from test_mistakes import grade_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,23 +125,27 @@ def grade_book_copies(executed: Path, folder: Path) -> dict:
     submissions[(CONTROL, "control")] = assemble(CONTROL, control_book(CONTROL))
 
     folder.mkdir(parents=True, exist_ok=True)
-    plain = folder / "plain"
-    plain.mkdir()
-    shutil.copy(ROOT / "assignments" / "nbgrader_config.py", plain)
-    for assignment in ASSIGNMENTS:
-        shutil.copytree(SOURCE / assignment, plain / "source" / assignment)
-        run(plain, "nbgrader", "generate_assignment", assignment, "--force")
+    plain = make_full_course(folder / "plain", ASSIGNMENTS)
     boxed = folder / "sandboxed"
-    shutil.copytree(plain, boxed)
+    shutil.copytree(plain, boxed, symlinks=True)
     for (assignment, student), (nb, _) in submissions.items():
         for course in (plain, boxed):
             path = course / "submitted" / student / assignment / f"{assignment}.ipynb"
             path.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, path)
+
+    def autograde(course: Path, *command: str) -> None:  # every assignment, one after the other
+        for assignment in ASSIGNMENTS:
+            run(course, *command[:2], assignment, *command[2:])
+
+    # plain nbgrader (one kernel at a time) and the sandbox (one or two submissions an assignment) side by side
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(autograde, plain, "nbgrader", "autograde", "--force"),
+                pool.submit(autograde, boxed, "course_lib.grading", "autograde", "--workers", "2", "--quiet")]
+        for done in runs:
+            done.result()
     graded = {}
     for assignment in ASSIGNMENTS:
-        run(plain, "nbgrader", "autograde", assignment, "--force")
-        run(boxed, "course_lib.grading", "autograde", assignment, "--workers", "2", "--quiet")
         got = {"nbgrader": scores(f"sqlite:///{plain / 'gradebook.db'}", assignment),
                "sandbox": scores(f"sqlite:///{boxed / 'gradebook.db'}", assignment)}
         points = autograded_points(nbformat.read(SOURCE / assignment / f"{assignment}.ipynb", as_version=4))

@@ -22,6 +22,7 @@ from grading_helpers import (
     make_course,
     release_nb,
     run,
+    share_reference_cache,
     source_nb,
     submit,
     with_source,
@@ -370,6 +371,7 @@ def test_same_grades_as_nbgrader_with_postgresql(reference, tmp_path):
         shutil.copy(ROOT / "assignments" / "nbgrader_config.py", course)
         shutil.copytree(ROOT / "assignments" / "source" / ASSIGNMENT, course / "source" / ASSIGNMENT)
         run(course, "nbgrader", "generate_assignment", ASSIGNMENT, "--force", extra_env=pg_env)
+        share_reference_cache(course)  # the source's reference records: made once per session
         for student, nb in honest_submissions(course).items():
             submit(course, student, nb)
         run(course, "course_lib.grading", "autograde", ASSIGNMENT, "--workers", "2", "--quiet", "--db-url", db_url)
@@ -381,7 +383,7 @@ def test_same_grades_as_nbgrader_with_postgresql(reference, tmp_path):
 
 @pytest.mark.slow
 def test_trusted_mode_without_sandbox_gives_the_same_grades(reference, tmp_path):
-    course = make_course(tmp_path / "course")
+    course = make_course(tmp_path / "course", references="own")  # its own reference run, unsandboxed
     submit(course, "partial", honest_submissions(course)["partial"])
     out = run(course, "course_lib.grading", "autograde", ASSIGNMENT, "--quiet", "--no-sandbox-i-trust-this-code")
     assert "WARNING" in out.stderr

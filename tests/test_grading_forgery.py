@@ -12,8 +12,8 @@ tuple of such objects), so that the test cells reach their checks. Every test ce
 expected values through a ``reference(...)`` module, which the grader's sandbox stubs out, so the forgery
 finds nothing to hand back: every autograded question must score 0
 
-* through the record-mode kernel route of :mod:`test_mistakes` (the sandbox's import guard), for all six
-  assignments, and
+* through the record-mode kernel route of :mod:`test_mistakes` (the sandbox's import guard), for every
+  assignment in ``assignments/source`` (:data:`ASSIGNMENTS`), and
 * through the real sandboxed grader (``python -m course_lib.grading autograde``) for 01 and 02, with and
   without an instructor secret and ``--per-student-inputs``.
 
@@ -203,22 +203,42 @@ def test_forgery_scores_nothing_in_record_mode(assignment):
     assert not scored, f"{assignment}: the forgery passes {scored}"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("assignment", ["01_feedforward", "02_rnn"])
-@pytest.mark.parametrize("keyed", [False, True], ids=["fixed_inputs", "per_student_inputs"])
-def test_forgery_scores_nothing_in_the_sandboxed_grader(tmp_path, assignment, keyed):
+def forge_in_the_sandbox(folder, assignment: str, keyed: bool) -> dict[str, float]:
+    """The forgery on the release of ``assignment``, graded by ``python -m course_lib.grading autograde`` in a
+    fresh course under ``folder`` (with a secret and per-student inputs if ``keyed``): grade_id -> score."""
     from grading_helpers import insert_after, make_course, run, scores, submit
+
+    course = make_course(folder / "course", assignment)
+    release = nbformat.read(course / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+    submit(course, "forger", insert_after(release, None, FORGERY), assignment)
+    extra = ["--per-student-inputs"] if keyed else []
+    run(course, "course_lib.grading", "autograde", assignment, "--student", "forger", "--quiet", *extra,
+        extra_env={"RNN_COURSE_GRADING_SECRET": "forgery test secret"} if keyed else None)
+    return scores(f"sqlite:///{course / 'gradebook.db'}", assignment)["forger"]
+
+
+SANDBOXED = [(a, keyed) for keyed in (False, True) for a in ("01_feedforward", "02_rnn")]
+
+
+@pytest.fixture(scope="module")
+def sandboxed_forgeries(tmp_path_factory):
+    """(assignment, keyed) -> a future of :func:`forge_in_the_sandbox`: the four runs, each in its own course,
+    two at a time (each grades one submission in one sandbox)."""
+    from concurrent.futures import ThreadPoolExecutor
 
     from course_lib.grading import sandbox
 
     ok, why = sandbox.available()
     if not ok:
         pytest.skip(f"no sandbox here ({why}); CI installs bubblewrap")
-    course = make_course(tmp_path / "course", assignment)
-    release = nbformat.read(course / "release" / assignment / f"{assignment}.ipynb", as_version=4)
-    submit(course, "forger", insert_after(release, None, FORGERY), assignment)
-    extra = ["--per-student-inputs"] if keyed else []
-    run(course, "course_lib.grading", "autograde", assignment, "--student", "forger", "--quiet", *extra,
-        extra_env={"RNN_COURSE_GRADING_SECRET": "forgery test secret"} if keyed else None)
-    got = scores(f"sqlite:///{course / 'gradebook.db'}", assignment)["forger"]
+    with ThreadPoolExecutor(2) as pool:
+        yield {(a, keyed): pool.submit(forge_in_the_sandbox, tmp_path_factory.mktemp(f"forgery_{a}"), a, keyed)
+               for a, keyed in SANDBOXED}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ["01_feedforward", "02_rnn"])
+@pytest.mark.parametrize("keyed", [False, True], ids=["fixed_inputs", "per_student_inputs"])
+def test_forgery_scores_nothing_in_the_sandboxed_grader(sandboxed_forgeries, assignment, keyed):
+    got = sandboxed_forgeries[(assignment, keyed)].result()
     assert got and not any(got.values()), f"{assignment}: the forgery scores {got}"

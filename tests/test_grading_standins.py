@@ -311,11 +311,8 @@ def test_stand_in_cheats_score_zero_in_the_three_graders(tmp_path, assignment):
     """The sandboxed grader, plain ``nbgrader autograde`` and ``python -m course_lib.check`` give the cheated
     questions 0 and the others full marks."""
     import re
-    import subprocess
-    import sys
 
-    import nbformat
-    from grading_helpers import ROOT, make_course, run, scores, submit
+    from grading_helpers import grade_three_ways
 
     from course_lib.grading import sandbox
 
@@ -328,20 +325,8 @@ def test_stand_in_cheats_score_zero_in_the_three_graders(tmp_path, assignment):
     zero = {CHEATS[assignment][n]["zero"] for n in SUBMISSIONS[assignment]}
     expected = {g: 0 if g in zero else p for g, p in points.items()}
 
-    course = make_course(tmp_path / "course", assignment)
-    submit(course, "cheater", nb, assignment)
-    run(course, "nbgrader", "autograde", assignment, "--student", "cheater", "--force")
-    nbgrader = scores(f"sqlite:///{course / 'gradebook.db'}", assignment)["cheater"]
-
-    sandboxed = make_course(tmp_path / "sandboxed", assignment)
-    submit(sandboxed, "cheater", nb, assignment)
-    run(sandboxed, "course_lib.grading", "autograde", assignment, "--student", "cheater", "--quiet")
-    graded = scores(f"sqlite:///{sandboxed / 'gradebook.db'}", assignment)["cheater"]
-
-    path = tmp_path / f"{assignment}.ipynb"
-    nbformat.write(nb, path)
-    result = subprocess.run([sys.executable, "-m", "course_lib.check", str(path)], capture_output=True, text=True,
-                            timeout=900, cwd=ROOT)
+    graders = grade_three_ways(tmp_path, assignment, "cheater", nb, tmp_path / f"{assignment}.ipynb")
+    nbgrader, graded, result = graders["nbgrader"], graders["sandbox"], graders["check"]
     checked = {}
     for line in result.stdout.splitlines():
         match = re.match(r"^(test_\w+)\s+\S+ pt\s+(passed|FAILED)", line)

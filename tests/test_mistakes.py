@@ -33,6 +33,7 @@ rebind. Marked slow (it starts two kernels per assignment).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import queue
@@ -147,38 +148,63 @@ def cell_problems(reference: list[dict], outputs: list[dict]) -> list[str]:
     return problems
 
 
-class Assignment:
-    """The two kernels of one assignment: the solution's reference records and a student kernel."""
+# Shared by every module of a session, keyed on the source notebook's bytes: the reference records of each
+# assignment (a pure function of the notebook: a fresh reference-mode kernel, fixed seeds, no secret), and the
+# grades of the ``assignments`` fixture (test_mistakes and test_verdict_agreement grade the same catalogue
+# answers on the same kind of record-mode kernel; each was graded twice, once per module).
+_REFERENCES: dict[tuple[str, str], dict[str, list[dict]]] = {}
+_FIXTURE_GRADES: dict[tuple[str, str], dict[tuple[str, str], dict[str, list[str]]]] = {}
+BASELINE = ("", "")  # grade_with's key of the solution itself (no cell replaced)
 
-    def __init__(self, assignment: str):
+
+class Assignment:
+    """The two kernels of one assignment: the solution's reference records and a student kernel (started on
+    first use: a session computes each assignment's reference records once)."""
+
+    def __init__(self, assignment: str, graded: dict | None = None):
         self.name = assignment
-        self.nb = nbformat.read(SOURCE / assignment / f"{assignment}.ipynb", as_version=4)
+        path = SOURCE / assignment / f"{assignment}.ipynb"
+        self.nb = nbformat.read(path, as_version=4)
+        self.key = (assignment, hashlib.sha256(path.read_bytes()).hexdigest())
         listed = self.nb.metadata.get("course", {}).get("sandbox_modules")
         assert listed and "course_lib.checks" in listed, f"{assignment}: metadata course.sandbox_modules"
-        allowed = sandbox_modules(self.nb)  # what the sandbox installs: these, plus what it always does
+        self.allowed = sandbox_modules(self.nb)  # what the sandbox installs: these, plus what it always does
         self.setup = [c for c in self.nb.cells if is_setup(c)]
         self.solutions = {grade_id(c): c.source for c in self.nb.cells if is_solution(c)}
         self.tests = [c for c in self.nb.cells if is_graded_test(c)]
         self.kernels: list[Kernel] = []
-        self.graded: dict[tuple[str, str], dict[str, list[str]]] = {}
+        self.graded: dict[tuple[str, str], dict[str, list[str]]] = {} if graded is None else graded
+        self._student: Kernel | None = None
+        if self.key not in _REFERENCES:
+            _REFERENCES[self.key] = self._reference_records()
+        self.reference = _REFERENCES[self.key]
 
+    def _reference_records(self) -> dict[str, list[dict]]:
+        assignment = self.name
         reference = self._kernel("reference")
         for cell in self.setup + [c for c in self.nb.cells if is_solution(c)]:
             outputs = reference.run(cell.source)
             assert not failed(outputs), f"{assignment}: {grade_id(cell)} failed in reference mode: {outputs}"
-        self.reference = {}
+        records = {}
         for cell in self.tests:
             outputs = reference.run(cell.source)
             assert not failed(outputs), f"{assignment}: {grade_id(cell)} failed in reference mode: {outputs}"
-            self.reference[grade_id(cell)] = [r for r in records_of(outputs) if "spec" in r]
-            assert self.reference[grade_id(cell)], f"{assignment}: {grade_id(cell)} checks nothing"
+            records[grade_id(cell)] = [r for r in records_of(outputs) if "spec" in r]
+            assert records[grade_id(cell)], f"{assignment}: {grade_id(cell)} checks nothing"
         reference.close()
         self.kernels.remove(reference)
+        return records
 
-        self.student = self._kernel("record", allowed)
-        for cell in self.setup + [c for c in self.nb.cells if is_solution(c)]:
-            outputs = self.student.run(cell.source)
-            assert not failed(outputs), f"{assignment}: {grade_id(cell)} failed in the sandbox's modules: {outputs}"
+    @property
+    def student(self) -> Kernel:
+        """The record-mode kernel with the sandbox's modules only, setup and solution cells run."""
+        if self._student is None:
+            self._student = self._kernel("record", self.allowed)
+            for cell in self.setup + [c for c in self.nb.cells if is_solution(c)]:
+                outputs = self._student.run(cell.source)
+                assert not failed(outputs), \
+                    f"{self.name}: {grade_id(cell)} failed in the sandbox's modules: {outputs}"
+        return self._student
 
     def _kernel(self, mode: str, allowed=None) -> Kernel:
         kernel = Kernel(mode, allowed)
@@ -221,12 +247,17 @@ RIGHT = [(a, r) for a, rs in catalogues("RIGHT").items() for r in rs]
 
 @pytest.fixture(scope="module")
 def assignments():
+    """name -> :class:`Assignment`, opened on first use; its grades are the session's (see _FIXTURE_GRADES)."""
     opened: dict[str, Assignment] = {}
 
     def get(name: str) -> Assignment:
         if name not in opened:
-            opened[name] = Assignment(name)
-            baseline = opened[name].grade()
+            path = SOURCE / name / f"{name}.ipynb"
+            key = (name, hashlib.sha256(path.read_bytes()).hexdigest())
+            opened[name] = Assignment(name, graded=_FIXTURE_GRADES.setdefault(key, {}))
+            if BASELINE not in opened[name].graded:
+                opened[name].graded[BASELINE] = opened[name].grade()
+            baseline = opened[name].graded[BASELINE]
             assert not any(baseline.values()), f"{name}: the solution itself fails: {baseline}"
         return opened[name]
 

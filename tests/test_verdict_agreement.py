@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import re
-import subprocess
-import sys
 
 import nbformat
 import pytest
@@ -99,7 +97,7 @@ def _in_place_submission():
 
 @pytest.mark.slow
 def test_in_place_dh_scores_the_same_in_the_three_graders(tmp_path):
-    from grading_helpers import make_course, run, scores, submit
+    from grading_helpers import grade_three_ways
 
     from course_lib.grading import sandbox
 
@@ -107,21 +105,9 @@ def test_in_place_dh_scores_the_same_in_the_three_graders(tmp_path):
     if not ok:
         pytest.skip(f"no sandbox here ({why}); CI installs bubblewrap")
     assignment = "02_rnn"
-    course = make_course(tmp_path / "course", assignment)
     nb = _in_place_submission()
-    submit(course, "inplace", nb, assignment)
-    run(course, "nbgrader", "autograde", assignment, "--student", "inplace", "--force")
-    nbgrader = scores(f"sqlite:///{course / 'gradebook.db'}", assignment)["inplace"]
-
-    sandboxed = make_course(tmp_path / "sandboxed", assignment)
-    submit(sandboxed, "inplace", nb, assignment)
-    run(sandboxed, "course_lib.grading", "autograde", assignment, "--student", "inplace", "--quiet")
-    graded = scores(f"sqlite:///{sandboxed / 'gradebook.db'}", assignment)["inplace"]
-
-    path = tmp_path / "inplace.ipynb"
-    nbformat.write(nb, path)
-    result = subprocess.run([sys.executable, "-m", "course_lib.check", str(path)], capture_output=True, text=True,
-                            timeout=900, cwd=ROOT)
+    graders = grade_three_ways(tmp_path, assignment, "inplace", nb, tmp_path / "inplace.ipynb")
+    nbgrader, graded, result = graders["nbgrader"], graders["sandbox"], graders["check"]
     points = {c.metadata.nbgrader.grade_id: c.metadata.nbgrader.points for c in nb.cells
               if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.nbgrader.get("solution")}
     checked = {}

@@ -50,7 +50,8 @@ the notebook, the check cannot run it, the sandbox scores the questions before i
 check that were not by design (junk nbgrader metadata crashed it; with ``--original`` it did not put back a
 deleted locked cell; both fixed in course_lib/check.py, :data:`DISAGREE` is for the next ones, as strict xfails).
 
-Marked slow (two autograde runs per assignment and one check per notebook).
+Marked slow (two autograde runs per assignment and one check per notebook, side by side, two processes at a
+time).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_helpers import env, insert_after, run, scores
+from grading_helpers import env, insert_after, make_full_course, run, scores
 from test_assignments import load_cheats
 from test_grading_adversarial import CASES as ADVERSARIAL_CASES
 from test_grading_adversarial import LIMITS, NOT_UTF8, corpus
@@ -177,15 +178,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_course(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    shutil.copy(ROOT / "assignments" / "nbgrader_config.py", folder)
-    for assignment in ASSIGNMENTS:
-        shutil.copytree(SOURCE / assignment, folder / "source" / assignment)
-        run(folder, "nbgrader", "generate_assignment", assignment, "--force")
-    return folder
-
-
 def submissions(course: Path, assignment: str) -> dict[str, tuple[object, dict[str, float]]]:
     """student -> (notebook, the sandbox's expected scores) for one assignment."""
     source = nbformat.read(SOURCE / assignment / f"{assignment}.ipynb", as_version=4)
@@ -223,9 +215,9 @@ def check_scores(path: Path, source: Path, points: dict[str, float]) -> dict[str
 def grade_corpus(folder: Path) -> dict:
     """Every case graded in the three modes: {"expected": (assignment, case) -> the sandbox's expected scores,
     "results": (assignment, case) -> mode -> grade_id -> score (a string: the check could not run)}."""
-    plain = make_course(folder / "plain")
+    plain = make_full_course(folder / "plain", ASSIGNMENTS)
     boxed = folder / "sandboxed"
-    shutil.copytree(plain, boxed)
+    shutil.copytree(plain, boxed, symlinks=True)
     expected, notebooks, results, logs = {}, {}, {}, {}
     for assignment in ASSIGNMENTS:
         for student, (nb, want) in submissions(plain, assignment).items():
@@ -235,22 +227,35 @@ def grade_corpus(folder: Path) -> dict:
                 nbformat.write(nb, path)
             expected[(assignment, student)] = want
             notebooks[(assignment, student)] = plain / "submitted" / student / assignment / f"{assignment}.ipynb"
+    # The three graders side by side, two processes at a time (each runs one kernel at a time): the sandbox (one
+    # worker), plain nbgrader on the first assignment (most of the corpus) in its course and on the others in a copy
+    # (one gradebook per process: SQLite is not shared between writers), and the check, one run per notebook.
+    rest = folder / "plain_rest"
+    shutil.copytree(plain, rest, symlinks=True)
+    course_of = {a: plain if a == FIRST else rest for a in ASSIGNMENTS}
+
+    def autograde(command: list[str], courses: dict[str, Path]) -> dict[str, subprocess.CompletedProcess]:
+        return {a: run(course, *command[:2], a, *command[2:], check=False) for a, course in courses.items()}
+
+    plain_first = ["nbgrader", "autograde", "--force"]
+    boxed_all = ["course_lib.grading", "autograde", "--workers", "1", "--quiet", "--limits", LIMITS]
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(autograde, plain_first, {FIRST: plain}),
+                pool.submit(autograde, boxed_all, dict.fromkeys(ASSIGNMENTS, boxed)),
+                pool.submit(autograde, plain_first, {a: rest for a in ASSIGNMENTS if a != FIRST})]
+        checks = {key: pool.submit(check_scores, path, SOURCE / key[0] / f"{key[0]}.ipynb", expected[key])
+                  for key, path in notebooks.items()}
+        plain_logs = {**runs[0].result(), **runs[2].result()}
+        logs.update({a: [plain_logs[a], runs[1].result()[a]] for a in ASSIGNMENTS})
+        checked = {key: future.result() for key, future in checks.items()}
     for assignment in ASSIGNMENTS:
-        logs[assignment] = [
-            run(plain, "nbgrader", "autograde", assignment, "--force", check=False),
-            run(boxed, "course_lib.grading", "autograde", assignment, "--workers", "2", "--quiet", "--limits", LIMITS,
-                check=False)]
-        nbgrader = scores(f"sqlite:///{plain / 'gradebook.db'}", assignment)
+        nbgrader = scores(f"sqlite:///{course_of[assignment] / 'gradebook.db'}", assignment)
         sandboxed = scores(f"sqlite:///{boxed / 'gradebook.db'}", assignment)
         for (a, student), want in expected.items():
             if a == assignment:
                 results[(a, student)] = {"nbgrader": {g: nbgrader.get(student, {}).get(g) for g in want}}
                 if (a, student) not in SANDBOX_ELSEWHERE:
                     results[(a, student)]["sandbox"] = {g: sandboxed.get(student, {}).get(g) for g in want}
-    with ThreadPoolExecutor(2) as pool:  # the check is one kernel per notebook: two at a time
-        checked = dict(zip(notebooks, pool.map(
-            lambda key: check_scores(notebooks[key], SOURCE / key[0] / f"{key[0]}.ipynb", expected[key]),
-            notebooks), strict=True))
     for key, found in checked.items():
         results[key]["check"] = found
     full = {a: graded_ids(nbformat.read(SOURCE / a / f"{a}.ipynb", as_version=4)) for a in ASSIGNMENTS}
