@@ -405,8 +405,6 @@ def prepare(pairs: Sequence[tuple[str, str]], src_min_count: int = 2, tgt_min_co
     # units and vocabularies learned on every training pair (as the words' are); long pairs left out after
     src_bpe = BPE.learn((s for s, _ in train_tokens), subwords)
     tgt_bpe = BPE.learn((t for _, t in train_tokens), subwords)
-    if max_len is not None:
-        keep = [k for k, (s, t) in enumerate(train_tokens) if len(s) <= max_len and len(t) <= max_len]
 
     def pieces(part, tokens=None):
         tokens = tokens or [(tokenize(en), tokenize(es)) for en, es in part]
@@ -415,7 +413,8 @@ def prepare(pairs: Sequence[tuple[str, str]], src_min_count: int = 2, tgt_min_co
     train_pieces = pieces(parts["train"], train_tokens)
     src_vocab = Vocab.build((s for s, _ in train_pieces), min_count=src_min_count)
     tgt_vocab = Vocab.build((t for _, t in train_pieces), min_count=tgt_min_count)
-    if max_len is not None:
+    if max_len is not None:  # counted in words, as without subword units
+        keep = [k for k, (s, t) in enumerate(train_tokens) if len(s) <= max_len and len(t) <= max_len]
         parts["train"] = [parts["train"][k] for k in keep]
         train_pieces = [train_pieces[k] for k in keep]
     return Prepared(src_vocab, tgt_vocab, encode_pairs(parts["train"], src_vocab, tgt_vocab, tokens=train_pieces),
